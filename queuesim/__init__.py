@@ -1,0 +1,69 @@
+"""queuesim: a faithful BullMQ engine in Python, with simulation in virtual time.
+
+Start here::
+
+    import queuesim
+    conn = queuesim.connect(clock=queuesim.VirtualClock())   # embedded fakeredis, virtual time
+    queue = queuesim.Queue("emails", conn)
+    queue.add("welcome", {"to": "ada@example.com"}, priority=10, attempts=3)
+    worker = queuesim.Worker(queue)
+    job = worker.fetch()
+    worker.complete(job, "sent")
+"""
+
+from queuesim.clock import Clock, VirtualClock, WallClock
+from queuesim.connection import Connection, connect
+from queuesim.errors import (
+    DelayedError,
+    JobNotFoundError,
+    JobStateError,
+    LockError,
+    OptionError,
+    QueuesimError,
+    RateLimitError,
+    RetryableError,
+    ScriptError,
+    UnrecoverableError,
+    WaitingError,
+)
+from queuesim.events import Event, QueueEvents
+from queuesim.job import Job, JobState
+from queuesim.options import Backoff, Deduplication, JobOptions, KeepJobs, Limiter, Repeat, WorkerOptions
+from queuesim.queue import DeadLetterQueue, Queue
+from queuesim.worker import JobTimeoutError, Worker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backoff",
+    "Clock",
+    "Connection",
+    "DeadLetterQueue",
+    "Deduplication",
+    "DelayedError",
+    "Event",
+    "Job",
+    "JobNotFoundError",
+    "JobOptions",
+    "JobState",
+    "JobStateError",
+    "JobTimeoutError",
+    "KeepJobs",
+    "Limiter",
+    "LockError",
+    "OptionError",
+    "Queue",
+    "QueueEvents",
+    "QueuesimError",
+    "RateLimitError",
+    "Repeat",
+    "RetryableError",
+    "ScriptError",
+    "UnrecoverableError",
+    "VirtualClock",
+    "WaitingError",
+    "WallClock",
+    "Worker",
+    "WorkerOptions",
+    "connect",
+]

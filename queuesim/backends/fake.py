@@ -1,0 +1,120 @@
+"""The embedded default: an in-process fakeredis server that follows a queuesim clock.
+
+fakeredis keeps its own notion of "now" for key expiry (PX on locks, the stalled-check lease, the rate
+limiter) and for stream entry ids, and it reads it from ``time.time()``. For a simulation in virtual time that
+is wrong: a 30 s lock must expire when the *virtual* clock passes 30 s, not after 30 wall seconds. This module is
+the bridge, and the only place that knows fakeredis' internals:
+
+* while one of *our* connections executes a command, a context variable holds its clock; the ``time`` module
+  seen by fakeredis' command processor and stream model answers from that clock (and from the real time for any
+  other fakeredis server in the process);
+* fakeredis compiles the script text again on every EVALSHA and forces a full Lua garbage collection after each
+  script; we keep the compiled chunk per script text and let Lua's incremental collector do its normal work.
+
+Tested against the fakeredis range pinned in ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time as _real_time
+from typing import Any
+
+import fakeredis
+import redis
+from fakeredis._clients._sync import FakeRedisConnection
+
+from queuesim.clock import Clock
+
+__all__ = ["VirtualTimeConnection", "make_fake_client"]
+
+_ACTIVE_CLOCK: contextvars.ContextVar[Clock | None] = contextvars.ContextVar("queuesim_fake_clock", default=None)
+
+
+class _ClockedTime:
+    """Stands in for the ``time`` module inside fakeredis: ``time()`` follows the active queuesim clock."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_real_time, name)
+
+    @staticmethod
+    def time() -> float:
+        clock = _ACTIVE_CLOCK.get()
+        if clock is None:
+            return _real_time.time()
+        return clock.now_ms() / 1000.0
+
+
+_installed = False
+
+
+def _install() -> None:
+    """Point fakeredis' command processor and stream model at the clocked time (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    from fakeredis._socket import _base as socket_base
+    from fakeredis.model import _stream as stream_model
+
+    socket_base.time = _ClockedTime()  # type: ignore[assignment]
+    stream_model.time = _ClockedTime()  # type: ignore[assignment]
+    _installed = True
+
+
+class VirtualTimeConnection(FakeRedisConnection):
+    """A fakeredis connection whose commands run at its clock's time."""
+
+    _queuesim_clock: Clock  # set on the per-client subclass made by make_fake_client
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        # fakeredis processes a command synchronously inside sendall(), so the clock is active exactly while
+        # the command (or the whole pipeline) executes.
+        token = _ACTIVE_CLOCK.set(self._queuesim_clock)
+        try:
+            super().send_packed_command(command, check_health)
+        finally:
+            _ACTIVE_CLOCK.reset(token)
+
+
+class _CompiledScripts:
+    """Wraps fakeredis' Lua runtime so a script text is compiled once, not on every call."""
+
+    def __init__(self, runtime: Any) -> None:
+        self._runtime = runtime
+        self._compiled: dict[bytes, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runtime, name)
+
+    def execute(self, script: bytes | str) -> Any:
+        if script == "collectgarbage()":
+            return None  # Lua's incremental collector runs anyway; a full collection per call costs ~1 ms
+        key = script if isinstance(script, bytes) else script.encode()
+        fn = self._compiled.get(key)
+        if fn is None:
+            fn = self._compiled[key] = self._runtime.compile(key)
+        return fn()
+
+
+def make_fake_client(clock: Clock, server: fakeredis.FakeServer | None = None, db: int = 0) -> redis.Redis:
+    """A redis-py client on an in-process fakeredis server whose expiries follow ``clock``.
+
+    Args:
+        clock: the clock that fakeredis' expiry and stream ids must follow.
+        server: share a server between clients (several queues, producers and workers); a new one by default.
+        db: the database number.
+    """
+    _install()
+    server = server if server is not None else fakeredis.FakeServer(version=(7, 2))
+    client = fakeredis.FakeRedis(
+        server=server,
+        db=db,
+        lua_modules=set(),
+        connection_class=type("ClockedConnection", (VirtualTimeConnection,), {"_queuesim_clock": clock}),
+    )
+    # Create the server's Lua runtime once, then put the compile cache in front of it.
+    client.eval("return 1", 0)
+    srv: Any = server
+    if not isinstance(srv._lua_runtime, _CompiledScripts):
+        srv._lua_runtime = _CompiledScripts(srv._lua_runtime)
+    return client

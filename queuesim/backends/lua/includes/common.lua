@@ -1,0 +1,190 @@
+--[[
+  Shared helpers of queuesim's Lua scripts (expanded into each script by the loader).
+
+  Conventions: every timestamp is passed in by the caller (ms); the queue's keys are passed in KEYS and
+  job keys are built from the queue base "<prefix>:<queue>:" given in ARGV; scores follow BullMQ v5:
+    prioritized score = priority * 2^32 + (INCR pc mod 2^32)
+    delayed score     = due_ms * 4096 + n  (n keeps FIFO order among up to 4096 jobs due in the same ms)
+]]
+local PRIORITY_SHIFT = 4294967296
+local DELAY_SHIFT = 4096
+
+-- Queue settings from the meta hash in one call.
+local function readMeta(metaKey)
+  local m = redis.call("HMGET", metaKey, "paused", "concurrency", "max", "duration", "opts.maxLenEvents", "dlq")
+  return {
+    paused = m[1] ~= false,
+    concurrency = m[2] and tonumber(m[2]) or nil,
+    max = m[3] and tonumber(m[3]) or nil,
+    duration = m[4] and tonumber(m[4]) or nil,
+    maxEvents = m[5] and tonumber(m[5]) or 10000,
+    dlq = m[6] or nil,
+  }
+end
+
+local function emit(eventsKey, maxEvents, ...)
+  redis.call("XADD", eventsKey, "MAXLEN", "~", maxEvents, "*", ...)
+end
+
+local function isMaxed(meta, activeKey)
+  return meta.concurrency ~= nil and redis.call("LLEN", activeKey) >= meta.concurrency
+end
+
+-- "A ready job exists": wakes an idle worker.
+local function addBaseMarker(markerKey)
+  redis.call("ZADD", markerKey, 0, "0")
+end
+
+-- Tell idle workers when the next delayed job is due (or drop the hint when none is).
+local function refreshDelayMarker(markerKey, delayedKey)
+  local first = redis.call("ZRANGE", delayedKey, 0, 0, "WITHSCORES")
+  if first[2] then
+    redis.call("ZADD", markerKey, math.floor(tonumber(first[2]) / DELAY_SHIFT), "1")
+  else
+    redis.call("ZREM", markerKey, "1")
+  end
+end
+
+local function addBaseMarkerIfReady(markerKey, meta, activeKey)
+  if not meta.paused and not isMaxed(meta, activeKey) then
+    addBaseMarker(markerKey)
+  end
+end
+
+-- wait or paused, depending on the queue's paused flag.
+local function targetList(meta, waitKey, pausedKey)
+  if meta.paused then return pausedKey end
+  return waitKey
+end
+
+local function pushToList(listKey, jobId, lifo)
+  if lifo then
+    redis.call("RPUSH", listKey, jobId)
+  else
+    redis.call("LPUSH", listKey, jobId)
+  end
+end
+
+-- Add to the prioritized set: tail of the priority band, or head of it when atHead.
+local function addToPrioritized(prioritizedKey, pcKey, jobId, priority, atHead)
+  local score
+  if atHead then
+    score = priority * PRIORITY_SHIFT
+  else
+    score = priority * PRIORITY_SHIFT + (redis.call("INCR", pcKey) % PRIORITY_SHIFT)
+  end
+  redis.call("ZADD", prioritizedKey, score, jobId)
+end
+
+-- Put a ready job where workers take it from: wait/paused for priority 0, else the prioritized set.
+local function addReady(keys, meta, jobId, priority, lifo)
+  if priority == 0 then
+    pushToList(targetList(meta, keys.wait, keys.paused), jobId, lifo)
+  else
+    addToPrioritized(keys.prioritized, keys.pc, jobId, priority, false)
+  end
+end
+
+local function delayedScore(delayedKey, dueMs)
+  local base = dueMs * DELAY_SHIFT
+  local last = redis.call("ZREVRANGEBYSCORE", delayedKey, base + DELAY_SHIFT - 1, base, "WITHSCORES", "LIMIT", 0, 1)
+  if last[2] then
+    return math.min(tonumber(last[2]) + 1, base + DELAY_SHIFT - 1)
+  end
+  return base
+end
+
+local function addDelayed(delayedKey, jobId, dueMs)
+  redis.call("ZADD", delayedKey, delayedScore(delayedKey, dueMs), jobId)
+end
+
+-- Move every delayed job that is due (due <= now) to wait/prioritized, at most 1000 per call.
+local function promoteDueDelayed(keys, meta, base, now)
+  local due = redis.call("ZRANGEBYSCORE", keys.delayed, 0, (now + 1) * DELAY_SHIFT - 1, "LIMIT", 0, 1000)
+  if #due == 0 then return 0 end
+  for _, jobId in ipairs(due) do
+    redis.call("ZREM", keys.delayed, jobId)
+    local jobKey = base .. jobId
+    local priority = tonumber(redis.call("HGET", jobKey, "priority") or "0") or 0
+    -- a promotion ignores lifo: always the tail of wait, or the tail of the priority band
+    addReady(keys, meta, jobId, priority, false)
+    redis.call("HSET", jobKey, "delay", 0)
+    emit(keys.events, meta.maxEvents, "event", "waiting", "jobId", jobId, "prev", "delayed")
+  end
+  addBaseMarkerIfReady(keys.marker, meta, keys.active)
+  return #due
+end
+
+local function removeJobKeys(jobKey)
+  redis.call("DEL", jobKey, jobKey .. ":logs", jobKey .. ":lock", jobKey .. ":dependencies",
+    jobKey .. ":processed", jobKey .. ":failed", jobKey .. ":unsuccessful")
+end
+
+-- Release a deduplication key when this job still owns it.
+local function releaseDedup(base, jobKey, jobId)
+  local deid = redis.call("HGET", jobKey, "deid")
+  if deid then
+    local deKey = base .. "de:" .. deid
+    if redis.call("GET", deKey) == jobId then
+      redis.call("DEL", deKey)
+    end
+  end
+end
+
+-- The state a job is in, as the key name it was found under ("wait", "paused", …, or "unknown").
+local function findJobKeyName(keys, jobId)
+  if redis.call("ZSCORE", keys.completed, jobId) then return "completed" end
+  if redis.call("ZSCORE", keys.failed, jobId) then return "failed" end
+  if redis.call("ZSCORE", keys.delayed, jobId) then return "delayed" end
+  if redis.call("ZSCORE", keys.prioritized, jobId) then return "prioritized" end
+  if redis.call("LPOS", keys.active, jobId) then return "active" end
+  if redis.call("LPOS", keys.wait, jobId) then return "wait" end
+  if redis.call("LPOS", keys.paused, jobId) then return "paused" end
+  if keys.waitingChildren and redis.call("ZSCORE", keys.waitingChildren, jobId) then return "waiting-children" end
+  return "unknown"
+end
+
+--[[
+  Every script receives the same queue keys in KEYS[1..17] and the same three first arguments:
+    ARGV[1] = key prefix, ARGV[2] = queue name, ARGV[3] = now (ms).
+  Script-specific arguments start at ARGV[4].
+]]
+local function queueKeys()
+  local prefix, queue = ARGV[1], ARGV[2]
+  return {
+    wait = KEYS[1], paused = KEYS[2], active = KEYS[3], prioritized = KEYS[4], pc = KEYS[5],
+    delayed = KEYS[6], completed = KEYS[7], failed = KEYS[8], stalled = KEYS[9], stalledCheck = KEYS[10],
+    id = KEYS[11], meta = KEYS[12], events = KEYS[13], marker = KEYS[14], limiter = KEYS[15],
+    waitingChildren = KEYS[16], ["repeat"] = KEYS[17],
+    prefix = prefix, queue = queue, base = prefix .. ":" .. queue .. ":",
+  }
+end
+
+-- Lock check shared by every transition out of "active": 0 when the caller owns the job,
+-- else BullMQ's code (-2 no lock, -6 another token holds it). Token "0" means "processed without a lock".
+local function checkLock(jobKey, token)
+  if token == "0" then return 0 end
+  local lock = redis.call("GET", jobKey .. ":lock")
+  if not lock then return -2 end
+  if lock ~= token then return -6 end
+  return 0
+end
+
+local function releaseLock(keys, jobKey, jobId, token)
+  if token ~= "0" then redis.call("DEL", jobKey .. ":lock") end
+  redis.call("SREM", keys.stalled, jobId)
+end
+
+-- Take a job out of "active" after checking the caller's lock. Returns 0, or a negative code.
+local function leaveActive(keys, jobKey, jobId, token)
+  if redis.call("EXISTS", jobKey) == 0 then return -1 end
+  local code = checkLock(jobKey, token)
+  if code ~= 0 then return code end
+  if redis.call("LREM", keys.active, -1, jobId) == 0 then return -3 end
+  releaseLock(keys, jobKey, jobId, token)
+  return 0
+end
+
+local function hashToArray(jobKey)
+  return redis.call("HGETALL", jobKey)
+end

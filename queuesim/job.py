@@ -1,0 +1,203 @@
+"""A job: the unit of work, and its record in the job hash.
+
+The fields mirror BullMQ's job hash (``atm`` is ``attempts_made``, ``ats`` is ``attempts_started``, ``stc`` is
+``stalled_counter``, ``pb`` is ``processed_by``…). A :class:`Job` is a snapshot: it is read from the backend and
+does not change by itself. Methods that act on the job (``update_progress``, ``retry``…) go through its queue.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from queuesim.options import JobOptions, dump_json
+
+if TYPE_CHECKING:
+    from queuesim.queue import Queue
+
+__all__ = ["Job", "JobState"]
+
+
+class JobState(StrEnum):
+    """The states ``get_state`` reports (BullMQ names). A stall is an event, not a state."""
+
+    WAITING = "waiting"
+    PRIORITIZED = "prioritized"
+    DELAYED = "delayed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    WAITING_CHILDREN = "waiting-children"
+    UNKNOWN = "unknown"
+
+
+def _opt_int(raw: dict[str, str], key: str) -> int | None:
+    value = raw.get(key)
+    return None if value is None or value == "" else int(float(value))
+
+
+def _json(value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    """One job as stored in its hash (a snapshot).
+
+    Attributes:
+        id: the job id (a counter value, or a custom id).
+        name: the job name (e.g. ``"welcome-email"``); workers may dispatch on it.
+        data: the payload (anything JSON can hold).
+        opts: the job's options.
+        timestamp: creation time (ms). delay: the pending delay or last backoff (ms).
+        priority: 0 = none, 1 highest … 2,097,151 lowest.
+        processed_on: start of the latest attempt. finished_on: time it completed or failed for good.
+        attempts_made: finished attempts (completion, failure, retry). attempts_started: every move to active.
+        stalled_counter: how often it stalled. progress: last reported progress.
+        return_value: the processor's result. failed_reason / stacktrace: the last failure.
+        processed_by: the name of the worker that ran it last.
+        token: the lock token when this snapshot was fetched by a worker.
+    """
+
+    id: str
+    name: str
+    data: Any = None
+    opts: JobOptions = field(default_factory=JobOptions)
+    timestamp: int = 0
+    delay: int = 0
+    priority: int = 0
+    processed_on: int | None = None
+    finished_on: int | None = None
+    attempts_made: int = 0
+    attempts_started: int = 0
+    stalled_counter: int = 0
+    progress: Any = 0
+    return_value: Any = None
+    failed_reason: str | None = None
+    stacktrace: list[str] = field(default_factory=list)
+    processed_by: str | None = None
+    deferred_failure: str | None = None
+    deduplication_id: str | None = None
+    scheduler_id: str | None = None
+    dead_letter_source: str | None = None
+    token: str | None = None
+    queue: Queue | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_hash(cls, job_id: str, raw: dict[str, str], queue: Queue | None = None,
+                  token: str | None = None) -> Job:
+        """Build a Job from the raw fields of its hash."""
+        opts_raw = _json(raw.get("opts")) or {}
+        progress = _json(raw.get("progress"))
+        stack = _json(raw.get("stacktrace"))
+        return cls(
+            id=job_id,
+            name=raw.get("name", ""),
+            data=_json(raw.get("data")),
+            opts=JobOptions.from_wire(opts_raw) if isinstance(opts_raw, dict) else JobOptions(),
+            timestamp=_opt_int(raw, "timestamp") or 0,
+            delay=_opt_int(raw, "delay") or 0,
+            priority=_opt_int(raw, "priority") or 0,
+            processed_on=_opt_int(raw, "processedOn"),
+            finished_on=_opt_int(raw, "finishedOn"),
+            attempts_made=_opt_int(raw, "atm") or _opt_int(raw, "attemptsMade") or 0,
+            attempts_started=_opt_int(raw, "ats") or 0,
+            stalled_counter=_opt_int(raw, "stc") or 0,
+            progress=0 if progress is None else progress,
+            return_value=_json(raw.get("returnvalue")),
+            failed_reason=raw.get("failedReason"),
+            stacktrace=stack if isinstance(stack, list) else [],
+            processed_by=raw.get("pb"),
+            deferred_failure=raw.get("defa"),
+            deduplication_id=raw.get("deid"),
+            scheduler_id=raw.get("rjk"),
+            dead_letter_source=raw.get("dlqSource"),
+            token=token,
+            queue=queue,
+        )
+
+    # --- actions (through the queue) ------------------------------------------------------------------------
+
+    def _q(self) -> Queue:
+        if self.queue is None:
+            raise RuntimeError(f"job {self.id} is not bound to a queue")
+        return self.queue
+
+    def update_progress(self, progress: Any) -> None:
+        """Store progress (a number, string, bool or dict) and emit a ``progress`` event."""
+        self._q().backend.update_progress(self._q().name, self.id, dump_json(progress, "progress"))
+        self.progress = progress
+
+    def log(self, line: str) -> int:
+        """Append a line to the job's log; returns the number of lines kept."""
+        return self._q().backend.add_log(self._q().name, self.id, str(line), self.opts.keep_logs)
+
+    def get_logs(self, start: int = 0, end: int = -1) -> list[str]:
+        return self._q().get_job_logs(self.id, start, end)
+
+    def get_state(self) -> JobState:
+        return self._q().get_job_state(self.id)
+
+    def remove(self) -> None:
+        """Remove the job and its logs (refused while a worker holds its lock)."""
+        self._q().remove(self.id)
+
+    def retry(self, state: str = "failed", reset_attempts_made: bool = False,
+              reset_attempts_started: bool = False) -> None:
+        """Run a finished job again (from ``failed`` or ``completed``)."""
+        self._q().backend.reprocess_job(self._q().name, self.id, state, reset_attempts_made, reset_attempts_started)
+
+    def promote(self) -> None:
+        """Make a delayed job ready now."""
+        self._q().promote(self.id)
+
+    def move_to_delayed(self, timestamp_ms: int, token: str | None = None) -> None:
+        """From inside a processor: park this job until ``timestamp_ms`` without using an attempt.
+
+        Raise :class:`~queuesim.errors.DelayedError` afterwards so the worker does not fail the job.
+        """
+        self._q().backend.move_to_delayed(self._q().name, self.id, token or self.token or "0", timestamp_ms,
+                                          skip_attempt=True)
+
+    def refresh(self) -> Job:
+        """A new snapshot of this job (raises if it no longer exists)."""
+        fresh = self._q().get_job(self.id)
+        if fresh is None:
+            from queuesim.errors import JobNotFoundError
+
+            raise JobNotFoundError(f"job {self.id} no longer exists")
+        return fresh
+
+    def status(self) -> dict[str, Any]:
+        """A status view like the seed's job-status endpoint: state, progress, attempts, times, result, logs,
+        and a timeline of what happened to the job (from the events stream)."""
+        q = self._q()
+        state = q.get_job_state(self.id)
+        return {
+            "id": self.id,
+            "name": self.name,
+            "state": str(state),
+            "progress": self.progress,
+            "attempts_made": self.attempts_made,
+            "attempts_started": self.attempts_started,
+            "max_attempts": max(self.opts.attempts, 1),
+            "stalled_counter": self.stalled_counter,
+            "created_at": self.timestamp,
+            "processed_on": self.processed_on,
+            "finished_on": self.finished_on,
+            "result": self.return_value,
+            "error": self.failed_reason,
+            "stacktrace": list(self.stacktrace),
+            "logs": q.get_job_logs(self.id),
+            "timeline": q.job_timeline(self.id),
+        }
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, name={self.name!r}, attempts_made={self.attempts_made})"

@@ -1,0 +1,441 @@
+"""The consumer side: ``Worker`` takes jobs, runs them, and reports the outcome.
+
+A worker offers two ways of working, built on the same calls:
+
+1. **Step API** — each method is one backend transition: :meth:`Worker.fetch`, :meth:`Worker.complete`,
+   :meth:`Worker.fail`, :meth:`Worker.extend_locks`, :meth:`Worker.check_stalled`, and
+   :meth:`Worker.next_wake_ms` ("when is the next job due"). Tests and simulations drive these in virtual time;
+   nothing sleeps and nothing polls.
+2. **Live runner** — :meth:`Worker.run` / :meth:`Worker.start` run a real Python callable (sync or ``async``)
+   with concurrency, lock renewal every ``lock_duration / 2``, the stalled check every ``stalled_interval``,
+   the rate limiter, an optional per-job ``timeout`` and a graceful :meth:`Worker.close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+import numpy as np
+
+from queuesim import defaults
+from queuesim.backends.base import FetchArgs, FetchResult
+from queuesim.backoff import NO_RETRY, compute_backoff
+from queuesim.connection import Connection
+from queuesim.errors import (
+    DelayedError,
+    OptionError,
+    QueuesimError,
+    RateLimitError,
+    RetryableError,
+    ScriptError,
+    UnrecoverableError,
+    WaitingError,
+)
+from queuesim.job import Job
+from queuesim.options import WorkerOptions, dump_json
+from queuesim.queue import Queue
+
+__all__ = ["JobTimeoutError", "Worker"]
+
+Processor = Callable[[Job], Any]
+
+
+class JobTimeoutError(QueuesimError):
+    """An attempt ran longer than the job's ``timeout`` option (queuesim extension)."""
+
+
+class Worker:
+    """Processes the jobs of one queue.
+
+    Args:
+        queue: the queue (a :class:`Queue`, or its name together with ``connection``).
+        processor: ``fn(job) -> result`` (sync or async). Needed only by the live runner.
+        connection: required when ``queue`` is a name.
+        rng: random numbers for backoff jitter (a seeded ``numpy.random.Generator`` makes runs repeatable).
+        worker_id: stable id used in lock tokens (random by default).
+        **options: :class:`~queuesim.options.WorkerOptions` fields (``concurrency``, ``lock_duration``,
+            ``stalled_interval``, ``max_stalled_count``, ``limiter``, ``name``…).
+    """
+
+    def __init__(self, queue: Queue | str, processor: Processor | None = None, *,
+                 connection: Connection | None = None, rng: np.random.Generator | None = None,
+                 worker_id: str | None = None, **options: Any) -> None:
+        if isinstance(queue, str):
+            if connection is None:
+                raise OptionError("connection", "is required when the queue is given by name")
+            queue = Queue(queue, connection)
+        self.queue = queue
+        self.name = queue.name
+        self.backend = queue.backend
+        self.clock = queue.clock
+        self.opts = WorkerOptions.build(**options)
+        self.processor = processor
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.id = worker_id or uuid.uuid4().hex
+        self._token_counter = 0
+        #: jobs this worker holds a lock on, by id
+        self.active: dict[str, Job] = {}
+        #: time until which the worker does not fetch (rate limited), ms
+        self.rate_limited_until = 0
+        self._last_fetch: FetchResult | None = None
+        self._listeners: dict[str, list[Callable[..., Any]]] = {}
+        self._was_drained = False
+        # live runner state
+        self._lock = threading.RLock()
+        self._closing = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- local events ------------------------------------------------------------------------------------
+
+    def on(self, event: str, callback: Callable[..., Any]) -> Callable[..., Any]:
+        """Listen to a worker-local event: ``active``, ``completed``, ``failed`` (every failed attempt),
+        ``stalled``, ``drained``, ``error``, ``lock_renewal_failed``, ``rate_limited``, ``closed``."""
+        self._listeners.setdefault(event, []).append(callback)
+        return callback
+
+    def _emit(self, event: str, *args: Any) -> None:
+        for cb in self._listeners.get(event, ()):
+            cb(*args)
+
+    # --- step API ----------------------------------------------------------------------------------------
+
+    def _next_token(self) -> str:
+        self._token_counter += 1
+        return f"{self.id}:{self._token_counter}"
+
+    def _fetch_args(self) -> FetchArgs:
+        return FetchArgs(self._next_token(), self.opts.lock_duration, self.opts.limiter, self.opts.name)
+
+    def _accept(self, result: FetchResult | None, token: str) -> Job | None:
+        """Turn a fetch result into a Job (or None), handling deferred failures."""
+        self._last_fetch = result
+        while result is not None and result.job_id is not None:
+            assert result.fields is not None
+            job = Job.from_hash(result.job_id, result.fields, self.queue, token)
+            self._was_drained = False
+            failure = job.deferred_failure
+            if failure is None and self.opts.max_started_attempts is not None \
+                    and job.attempts_started > self.opts.max_started_attempts:
+                failure = defaults.STARTED_LIMIT_REASON
+            if failure is None:
+                self.active[job.id] = job
+                self._emit("active", job, "waiting")
+                return job
+            # A deferred failure (stalled too often, started too often): fail it without running it,
+            # then take the next job, like BullMQ's worker does.
+            self.active[job.id] = job
+            nxt = self._fetch_args()
+            result = self._finish_failed(job, UnrecoverableError(failure), fetch_next=nxt)
+            token = nxt.token
+            self._last_fetch = result
+        if result is not None and result.rate_limit_ms > 0:
+            self.rate_limited_until = self.clock.now_ms() + result.rate_limit_ms
+        return None
+
+    def fetch(self) -> Job | None:
+        """Take the next job (one ``moveToActive``), or None when nothing can be taken now.
+
+        After None, :meth:`next_wake_ms` tells when trying again makes sense.
+        """
+        if self.clock.now_ms() < self.rate_limited_until:
+            return None
+        args = self._fetch_args()
+        return self._accept(self.backend.move_to_active(self.name, args), args.token)
+
+    def next_wake_ms(self) -> int | None:
+        """When an idle worker should try :meth:`fetch` again: the end of a rate-limit window, the due time of
+        the next delayed job, or None (nothing scheduled: wait for a new job to be added)."""
+        now = self.clock.now_ms()
+        if self.rate_limited_until > now:
+            return min(self.rate_limited_until, now + self.opts.maximum_rate_limit_delay)
+        due = self.backend.next_due_ms(self.name)
+        return due
+
+    def _keep(self, completed: bool, job: Job) -> Any:
+        own = job.opts.remove_on_complete if completed else job.opts.remove_on_fail
+        return own if own is not None else (self.opts.remove_on_complete if completed else self.opts.remove_on_fail)
+
+    def complete(self, job: Job, return_value: Any = None, fetch_next: bool = False) -> Job | None:
+        """Mark ``job`` completed with ``return_value``. With ``fetch_next``, take the next job in the same call
+        (and return it), as BullMQ's running worker does."""
+        value = dump_json(return_value, "return_value")
+        nxt = self._fetch_args() if fetch_next else None
+        result = self.backend.move_to_finished(
+            self.name, job.id, job.token or "0", completed=True, value=value, stacktrace=None,
+            max_attempts=job.opts.attempts, keep=self._keep(True, job), fetch_next=nxt)
+        self.active.pop(job.id, None)
+        self._emit("completed", job, return_value, "active")
+        if nxt is not None:
+            return self._accept(result, nxt.token)
+        return None
+
+    def _stacktrace(self, job: Job, error: BaseException) -> str:
+        trace = "".join(traceback.format_exception(type(error), error, error.__traceback__)).rstrip()
+        stack = [*job.stacktrace, trace]
+        limit = job.opts.stack_trace_limit
+        if limit is not None:
+            stack = stack[-limit:] if limit > 0 else []
+        return dump_json(stack, "stacktrace")
+
+    def _finish_failed(self, job: Job, error: BaseException, fetch_next: FetchArgs | None) -> FetchResult | None:
+        result = self.backend.move_to_finished(
+            self.name, job.id, job.token or "0", completed=False, value=str(error) or type(error).__name__,
+            stacktrace=self._stacktrace(job, error), max_attempts=job.opts.attempts, keep=self._keep(False, job),
+            fetch_next=fetch_next)
+        self.active.pop(job.id, None)
+        self._emit("failed", job, error, "active")
+        return result
+
+    def fail(self, job: Job, error: BaseException | str) -> str:
+        """Report a failed attempt and apply BullMQ's rules. Returns what happened:
+
+        * ``"retried"`` — attempts left, no backoff: back to wait / prioritized now;
+        * ``"delayed"`` — attempts left with a backoff (or a :class:`RetryableError` delay): into delayed;
+        * ``"failed"`` — for good (attempts exhausted, :class:`UnrecoverableError`, custom backoff -1);
+          to ``failed`` or to the dead-letter queue;
+        * ``"rate-limited"`` — :class:`RateLimitError`: back to the head of wait, no attempt used;
+        * ``"moved"`` — :class:`DelayedError` / :class:`WaitingError`: the processor moved the job itself.
+        """
+        err = error if isinstance(error, BaseException) else Exception(str(error))
+        if isinstance(err, DelayedError | WaitingError):
+            self.active.pop(job.id, None)
+            return "moved"
+        if isinstance(err, RateLimitError):
+            if err.retry_after_ms:
+                self.backend.rate_limit(self.name, err.retry_after_ms)
+            ttl = self.backend.move_to_wait_rate_limited(self.name, job.id, job.token or "0")
+            self.active.pop(job.id, None)
+            if ttl > 0:
+                self.rate_limited_until = self.clock.now_ms() + ttl
+            self._emit("rate_limited", job, ttl)
+            return "rate-limited"
+        attempts = max(job.opts.attempts, 1)
+        attempt = job.attempts_made + 1
+        final = isinstance(err, UnrecoverableError) or attempt >= attempts
+        delay = 0
+        if not final:
+            if isinstance(err, RetryableError) and err.delay_ms is not None:
+                delay = err.delay_ms
+            else:
+                delay = compute_backoff(job.opts.backoff, attempt, err, job, self.opts.backoff_strategies, self.rng)
+            final = delay == NO_RETRY
+        if final:
+            self._finish_failed(job, err, None)
+            return "failed"
+        reason = str(err) or type(err).__name__
+        stack = self._stacktrace(job, err)
+        if delay > 0:
+            self.backend.move_to_delayed(self.name, job.id, job.token or "0", self.clock.now_ms() + delay,
+                                         skip_attempt=False, reason=reason, stacktrace=stack)
+            outcome = "delayed"
+        else:
+            self.backend.retry_job(self.name, job.id, job.token or "0", reason, stack, job.opts.lifo)
+            outcome = "retried"
+        self.active.pop(job.id, None)
+        self._emit("failed", job, err, "active")
+        return outcome
+
+    def extend_locks(self) -> list[str]:
+        """Renew the locks of every job this worker holds; returns the ids whose lock was lost."""
+        if not self.active:
+            return []
+        pairs = [(j.id, j.token or "0") for j in self.active.values() if j.token and j.token != "0"]
+        lost = self.backend.extend_locks(self.name, pairs, self.opts.lock_duration)
+        if lost:
+            self._emit("lock_renewal_failed", lost)
+        return lost
+
+    def check_stalled(self) -> list[str]:
+        """Run the stalled-jobs check (effective at most once per ``stalled_interval`` across all workers)."""
+        recovered = self.backend.move_stalled_jobs_to_wait(self.name, self.opts.max_stalled_count,
+                                                           self.opts.stalled_interval)
+        for job_id in recovered:
+            self._emit("stalled", job_id, "active")
+        return recovered
+
+    def forget(self) -> list[str]:
+        """Drop every held job without telling the backend — what a crash does. Their locks expire and the
+        stalled check brings them back. Returns the ids dropped."""
+        ids = list(self.active)
+        self.active.clear()
+        return ids
+
+    # --- live runner -------------------------------------------------------------------------------------
+
+    def _call_processor(self, job: Job) -> Any:
+        assert self.processor is not None
+        timeout_s = job.opts.timeout / 1000 if job.opts.timeout else None
+        if inspect.iscoroutinefunction(self.processor):
+            assert self._loop is not None
+            fut = asyncio.run_coroutine_threadsafe(self._with_timeout(job, timeout_s), self._loop)
+            return fut.result()
+        if timeout_s is None:
+            return self.processor(job)
+        # Run in a helper thread so a slow attempt can be abandoned at its deadline.
+        box: Future[Any] = Future()
+
+        def target() -> None:
+            try:
+                box.set_result(self.processor(job))  # type: ignore[misc]
+            except BaseException as exc:
+                box.set_exception(exc)
+
+        threading.Thread(target=target, daemon=True, name=f"job-{job.id}").start()
+        try:
+            return box.result(timeout_s)
+        except FutureTimeout:
+            raise JobTimeoutError(f"job {job.id} timed out after {job.opts.timeout} ms") from None
+
+    async def _with_timeout(self, job: Job, timeout_s: float | None) -> Any:
+        assert self.processor is not None
+        try:
+            return await asyncio.wait_for(self.processor(job), timeout_s)
+        except TimeoutError:
+            raise JobTimeoutError(f"job {job.id} timed out after {job.opts.timeout} ms") from None
+
+    def _process(self, job: Job) -> None:
+        try:
+            result = self._call_processor(job)
+        except BaseException as exc:
+            try:
+                with self._lock:
+                    self.fail(job, exc)
+            except ScriptError as script_exc:
+                self.active.pop(job.id, None)
+                self._emit("error", script_exc)
+        else:
+            try:
+                with self._lock:
+                    self.complete(job, result)
+            except (ScriptError, OptionError) as exc:
+                self.active.pop(job.id, None)
+                if isinstance(exc, OptionError):  # e.g. a return value JSON cannot hold: fail the job
+                    try:
+                        with self._lock:
+                            self.active[job.id] = job
+                            self.fail(job, exc)
+                    except ScriptError as inner:
+                        self._emit("error", inner)
+                else:
+                    self._emit("error", exc)
+        finally:
+            self._wake.set()
+
+    def start(self) -> Worker:
+        """Run the live worker in background threads; returns at once. Stop it with :meth:`close`."""
+        if self.processor is None:
+            raise OptionError("processor", "a live worker needs a processor function")
+        if getattr(self.clock, "virtual", False):
+            raise OptionError("clock", "the live runner needs wall time; drive a virtual clock with the step API")
+        self._closing.clear()
+        self._wake = threading.Event()
+        self._pool = ThreadPoolExecutor(self.opts.concurrency, thread_name_prefix=f"worker-{self.name}")
+        if inspect.iscoroutinefunction(self.processor):
+            self._loop = asyncio.new_event_loop()
+            loop_thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="worker-asyncio")
+            loop_thread.start()
+        for target, name in ((self._fetch_loop, "fetch"), (self._timers_loop, "timers")):
+            t = threading.Thread(target=target, daemon=True, name=f"worker-{self.name}-{name}")
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def run(self) -> None:
+        """Run the live worker in this thread until :meth:`close` is called from elsewhere."""
+        self.start()
+        self._closing.wait()
+        for t in self._threads:
+            t.join()
+
+    def _fetch_loop(self) -> None:
+        assert self._pool is not None
+        marker_client = self.queue.connection.duplicate().client
+        while not self._closing.is_set():
+            try:
+                with self._lock:
+                    free = len(self.active) < self.opts.concurrency
+                    job = self.fetch() if free else None
+                if job is not None:
+                    self._pool.submit(self._process, job)
+                    continue
+                if not free:
+                    self._wake.wait(0.05)
+                    self._wake.clear()
+                    continue
+                self._idle_wait(marker_client)
+            except Exception as exc:
+                self._emit("error", exc)
+                self._closing.wait(0.2)
+
+    def _idle_wait(self, marker_client: Any) -> None:
+        """Block on the marker (BullMQ's BZPOPMIN), at most until the next due time or the drain delay."""
+        now = self.clock.now_ms()
+        wake = self.next_wake_ms()
+        timeout_s = self.opts.drain_delay_s
+        if wake is not None:
+            timeout_s = min(timeout_s, max(wake - now, 0) / 1000)
+        if self._last_fetch is not None and self._last_fetch.paused_or_maxed:
+            timeout_s = min(timeout_s, 0.5)
+        if timeout_s <= 0:
+            return
+        if not self._was_drained:
+            self._was_drained = True
+            self._emit("drained")
+        marker_client.bzpopmin(self.queue.keys.marker, timeout=max(min(timeout_s, 10.0), 0.01))
+
+    def _timers_loop(self) -> None:
+        renew_s = self.opts.renew_every_ms / 1000
+        stalled_s = self.opts.stalled_interval / 1000
+        next_renew = 0.0
+        next_stalled = 0.0
+        import time as _time
+
+        while not self._closing.is_set():
+            t = _time.monotonic()
+            try:
+                if not self.opts.skip_lock_renewal and t >= next_renew:
+                    with self._lock:
+                        self.extend_locks()
+                    next_renew = t + renew_s
+                if not self.opts.skip_stalled_check and t >= next_stalled:
+                    with self._lock:
+                        self.check_stalled()
+                    next_stalled = t + stalled_s
+            except Exception as exc:
+                self._emit("error", exc)
+            self._closing.wait(max(0.005, min(next_renew if not self.opts.skip_lock_renewal else t + 1,
+                                                   next_stalled if not self.opts.skip_stalled_check else t + 1)
+                                   - _time.monotonic()))
+
+    def close(self, force: bool = False, timeout: float | None = None) -> None:
+        """Stop the live worker. Graceful by default: stop fetching and wait for running jobs.
+        ``force=True`` abandons running jobs (their locks lapse and they come back as stalled)."""
+        self._closing.set()
+        if hasattr(self, "_wake"):
+            self._wake.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=not force, cancel_futures=True)
+        for t in self._threads:
+            t.join(timeout)
+        self._threads.clear()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop = None
+        if force:
+            self.forget()
+        self._emit("closed")
+
+    def __repr__(self) -> str:
+        return f"Worker({self.name!r}, id={self.id[:8]}, concurrency={self.opts.concurrency})"
+
+
