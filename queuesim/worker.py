@@ -86,6 +86,9 @@ class Worker:
         #: time until which the worker does not fetch (rate limited), ms
         self.rate_limited_until = 0
         self._last_fetch: FetchResult | None = None
+        #: the job taken by the last ``fail(..., fetch_next=True)`` of a final failure (BullMQ fetches the next
+        #: job in the same script), or None
+        self.prefetched: Job | None = None
         self._listeners: dict[str, list[Callable[..., Any]]] = {}
         self._was_drained = False
         # live runner state
@@ -196,7 +199,7 @@ class Worker:
         self._emit("failed", job, error, "active")
         return result
 
-    def fail(self, job: Job, error: BaseException | str) -> str:
+    def fail(self, job: Job, error: BaseException | str, fetch_next: bool = False) -> str:
         """Report a failed attempt and apply BullMQ's rules. Returns what happened:
 
         * ``"retried"`` — attempts left, no backoff: back to wait / prioritized now;
@@ -205,7 +208,11 @@ class Worker:
           to ``failed`` or to the dead-letter queue;
         * ``"rate-limited"`` — :class:`RateLimitError`: back to the head of wait, no attempt used;
         * ``"moved"`` — :class:`DelayedError` / :class:`WaitingError`: the processor moved the job itself.
+
+        With ``fetch_next``, a final failure also takes the next job in the same call (as BullMQ's running
+        worker does); it is left in :attr:`prefetched`. Retries never fetch (BullMQ's retry scripts do not).
         """
+        self.prefetched = None
         err = error if isinstance(error, BaseException) else Exception(str(error))
         if isinstance(err, DelayedError | WaitingError):
             self.active.pop(job.id, None)
@@ -230,7 +237,10 @@ class Worker:
                 delay = compute_backoff(job.opts.backoff, attempt, err, job, self.opts.backoff_strategies, self.rng)
             final = delay == NO_RETRY
         if final:
-            self._finish_failed(job, err, None)
+            nxt = self._fetch_args() if fetch_next else None
+            result = self._finish_failed(job, err, nxt)
+            if nxt is not None:
+                self.prefetched = self._accept(result, nxt.token)
             return "failed"
         reason = str(err) or type(err).__name__
         stack = self._stacktrace(job, err)
