@@ -81,15 +81,13 @@ class Queue:
 
             return add_repeatable(self, name, data, opts)
         result = self.backend.add_job(self.name, name, payload, opts, timestamp)
-        return self._job_after_add(result.job_id, name, payload, opts, timestamp)
+        return self._job_after_add(result.job_id, name, data, opts, timestamp)
 
-    def _job_after_add(self, job_id: str, name: str, payload: str, opts: JobOptions, timestamp: int) -> Job:
-        job = self.get_job(job_id)
-        if job is not None:
-            return job
-        # removed at once (e.g. processed and deleted by a fast worker): return what was added
-        return Job(id=job_id, name=name, data=None if payload == "null" else __import__("json").loads(payload),
-                   opts=opts, timestamp=timestamp, delay=opts.delay, priority=opts.priority, queue=self)
+    def _job_after_add(self, job_id: str, name: str, data: Any, opts: JobOptions, timestamp: int) -> Job:
+        """The Job an add returns, built on the client as BullMQ does (no extra round trip). For a duplicate
+        custom id or a deduplicated add, ``id`` is the existing job's; read it with :meth:`get_job`."""
+        return Job(id=job_id, name=name, data=data, opts=opts, timestamp=timestamp, delay=opts.delay,
+                   priority=opts.priority, queue=self)
 
     def add_bulk(self, jobs: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> list[Job]:
         """Add many jobs in one round trip. Each item is ``{"name", "data", "opts"}`` or ``(name, data[, opts])``.
@@ -97,6 +95,7 @@ class Queue:
         Every item is validated before anything is written.
         """
         prepared = []
+        payloads = []
         for i, item in enumerate(jobs):
             if isinstance(item, Mapping):
                 unknown = set(item) - {"name", "data", "opts"}
@@ -113,8 +112,10 @@ class Queue:
             if p[2].repeat is not None:
                 raise OptionError(f"jobs[{i}].repeat", "repeatable jobs cannot be added in bulk")
             prepared.append(p)
+            payloads.append(data)
         results = self.backend.add_jobs(self.name, prepared)
-        return [self._job_after_add(r.job_id, *p) for r, p in zip(results, prepared, strict=True)]
+        return [self._job_after_add(r.job_id, p[0], d, p[2], p[3])
+                for r, p, d in zip(results, prepared, payloads, strict=True)]
 
     # --- reading -----------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import threading
 import traceback
 import uuid
@@ -80,7 +81,7 @@ class Worker:
         self.processor = processor
         self.rng = rng if rng is not None else np.random.default_rng()
         self.id = worker_id or uuid.uuid4().hex
-        self._token_counter = 0
+        self._tokens = itertools.count(1)
         #: jobs this worker holds a lock on, by id
         self.active: dict[str, Job] = {}
         #: time until which the worker does not fetch (rate limited), ms
@@ -92,7 +93,6 @@ class Worker:
         self._listeners: dict[str, list[Callable[..., Any]]] = {}
         self._was_drained = False
         # live runner state
-        self._lock = threading.RLock()
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pool: ThreadPoolExecutor | None = None
@@ -113,8 +113,7 @@ class Worker:
     # --- step API ----------------------------------------------------------------------------------------
 
     def _next_token(self) -> str:
-        self._token_counter += 1
-        return f"{self.id}:{self._token_counter}"
+        return f"{self.id}:{next(self._tokens)}"
 
     def _fetch_args(self) -> FetchArgs:
         return FetchArgs(self._next_token(), self.opts.lock_duration, self.opts.limiter, self.opts.name)
@@ -259,7 +258,7 @@ class Worker:
         """Renew the locks of every job this worker holds; returns the ids whose lock was lost."""
         if not self.active:
             return []
-        pairs = [(j.id, j.token or "0") for j in self.active.values() if j.token and j.token != "0"]
+        pairs = [(j.id, j.token or "0") for j in list(self.active.values()) if j.token and j.token != "0"]
         lost = self.backend.extend_locks(self.name, pairs, self.opts.lock_duration)
         if lost:
             self._emit("lock_renewal_failed", lost)
@@ -313,33 +312,39 @@ class Worker:
         except TimeoutError:
             raise JobTimeoutError(f"job {job.id} timed out after {job.opts.timeout} ms") from None
 
-    def _process(self, job: Job) -> None:
+    def _process(self, job: Job | None) -> None:
+        """Run jobs in this pool thread: each finish fetches the next job in the same call (as BullMQ's
+        running worker does), so a busy worker needs one round trip per job."""
+        try:
+            while job is not None:
+                job = self._run_one(job)
+        finally:
+            self._wake.set()
+
+    def _run_one(self, job: Job) -> Job | None:
+        fetch_next = not self._closing.is_set() and self.clock.now_ms() >= self.rate_limited_until
         try:
             result = self._call_processor(job)
         except BaseException as exc:
             try:
-                with self._lock:
-                    self.fail(job, exc)
+                outcome = self.fail(job, exc, fetch_next=fetch_next)
+                return self.prefetched if outcome == "failed" else None
             except ScriptError as script_exc:
                 self.active.pop(job.id, None)
                 self._emit("error", script_exc)
-        else:
+                return None
+        try:
+            return self.complete(job, result, fetch_next=fetch_next)
+        except OptionError as exc:  # e.g. a return value JSON cannot hold: the attempt fails
             try:
-                with self._lock:
-                    self.complete(job, result)
-            except (ScriptError, OptionError) as exc:
+                self.fail(job, exc)
+            except ScriptError as inner:
                 self.active.pop(job.id, None)
-                if isinstance(exc, OptionError):  # e.g. a return value JSON cannot hold: fail the job
-                    try:
-                        with self._lock:
-                            self.active[job.id] = job
-                            self.fail(job, exc)
-                    except ScriptError as inner:
-                        self._emit("error", inner)
-                else:
-                    self._emit("error", exc)
-        finally:
-            self._wake.set()
+                self._emit("error", inner)
+        except ScriptError as exc:  # lost lock: another worker owns the job now
+            self.active.pop(job.id, None)
+            self._emit("error", exc)
+        return None
 
     def start(self) -> Worker:
         """Run the live worker in background threads; returns at once. Stop it with :meth:`close`."""
@@ -372,9 +377,8 @@ class Worker:
         marker_client = self.queue.connection.duplicate().client
         while not self._closing.is_set():
             try:
-                with self._lock:
-                    free = len(self.active) < self.opts.concurrency
-                    job = self.fetch() if free else None
+                free = len(self.active) < self.opts.concurrency
+                job = self.fetch() if free else None
                 if job is not None:
                     self._pool.submit(self._process, job)
                     continue
@@ -414,12 +418,10 @@ class Worker:
             t = _time.monotonic()
             try:
                 if not self.opts.skip_lock_renewal and t >= next_renew:
-                    with self._lock:
-                        self.extend_locks()
+                    self.extend_locks()
                     next_renew = t + renew_s
                 if not self.opts.skip_stalled_check and t >= next_stalled:
-                    with self._lock:
-                        self.check_stalled()
+                    self.check_stalled()
                     next_stalled = t + stalled_s
             except Exception as exc:
                 self._emit("error", exc)
