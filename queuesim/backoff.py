@@ -4,12 +4,16 @@ With ``n`` the number of the attempt that just failed (1 for the first):
 
 * fixed ``d``: ``d``; with jitter ``j``: ``floor(u·d·j + d·(1-j))`` for ``u`` uniform in [0, 1);
 * exponential ``d``: ``round(2**(n-1)·d)``, so d, 2d, 4d…; with jitter: the same spread below that value;
-* a custom type: the worker's strategy of that name returns the delay; 0 = retry now, -1 = do not retry.
+* a custom type: the worker's strategy of that name (a plain or ``async`` function) returns the delay;
+  0 = retry now, -1 = do not retry.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import math
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -55,5 +59,22 @@ def compute_backoff(backoff: Backoff | None, attempt: int, error: BaseException 
     if strategy is None:
         known = ", ".join(["fixed", "exponential", *sorted(strategies)])
         raise OptionError("backoff.type", f"Unknown backoff strategy {backoff.type!r}; known: {known}")
-    delay = int(strategy(attempt, backoff.type, error, job))
+    delay = int(_resolve(strategy(attempt, backoff.type, error, job)))
     return NO_RETRY if delay < 0 else delay
+
+
+def _resolve(value: Any) -> Any:
+    """The value itself, or, when a strategy is ``async``, the value it resolves to."""
+    if not inspect.isawaitable(value):
+        return value
+
+    async def wait() -> Any:
+        return await value
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # no event loop in this thread: run one for the strategy
+        return asyncio.run(wait())
+    # called from inside a running loop: resolve it on a helper thread's own loop
+    with ThreadPoolExecutor(1) as helper:
+        return helper.submit(asyncio.run, wait()).result()

@@ -63,6 +63,9 @@ class Job:
         stalled_counter: how often it stalled. progress: last reported progress.
         return_value: the processor's result. failed_reason / stacktrace: the last failure.
         processed_by: the name of the worker that ran it last.
+        parent_key: in a flow, the key of the parent job (``<prefix>:<queue>:<id>``) this job is a child of.
+        parent: the stored parent reference, ``{"id", "queueKey"}`` plus the child's failure policy flag
+            (``fpof``, ``cpof``, ``idof`` or ``rdof``) when it has one.
         token: the lock token when this snapshot was fetched by a worker.
     """
 
@@ -87,6 +90,8 @@ class Job:
     deduplication_id: str | None = None
     scheduler_id: str | None = None
     dead_letter_source: str | None = None
+    parent_key: str | None = None
+    parent: dict[str, Any] | None = None
     token: str | None = None
     queue: Queue | None = field(default=None, repr=False)
 
@@ -119,6 +124,8 @@ class Job:
             deduplication_id=raw.get("deid"),
             scheduler_id=raw.get("rjk"),
             dead_letter_source=raw.get("dlqSource"),
+            parent_key=raw.get("parentKey"),
+            parent=parent if isinstance(parent := _json(raw.get("parent")), dict) else None,
             token=token,
             queue=queue,
         )
@@ -165,6 +172,18 @@ class Job:
         """
         self._q().backend.move_to_delayed(self._q().name, self.id, token or self.token or "0", timestamp_ms,
                                           skip_attempt=True)
+
+    def move_to_wait(self, token: str | None = None) -> None:
+        """From inside a processor: put this job back at the head of the wait list without using an attempt.
+
+        Raise :class:`~queuesim.errors.WaitingError` afterwards so the worker does not fail the job.
+        """
+        self._q().backend.move_to_wait_rate_limited(self._q().name, self.id, token or self.token or "0")
+
+    def update_data(self, data: Any) -> None:
+        """Replace the job's data (e.g. to remember which step a multi-step job has reached)."""
+        self._q().backend.update_data(self._q().name, self.id, dump_json(data, "data"))
+        self.data = data
 
     def refresh(self) -> Job:
         """A new snapshot of this job (raises if it no longer exists)."""

@@ -14,6 +14,7 @@ A worker offers two ways of working, built on the same calls:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import itertools
 import threading
@@ -141,8 +142,13 @@ class Worker:
             token = nxt.token
             self._last_fetch = result
         if result is not None and result.rate_limit_ms > 0:
-            self.rate_limited_until = self.clock.now_ms() + result.rate_limit_ms
+            self._rate_limited_for(result.rate_limit_ms)
         return None
+
+    def _rate_limited_for(self, ttl_ms: int) -> None:
+        """Stop fetching for the limiter's ``ttl_ms``, but at most ``maximum_rate_limit_delay``: BullMQ's worker
+        then asks again, which also promotes due delayed jobs while the queue stays rate limited."""
+        self.rate_limited_until = self.clock.now_ms() + min(ttl_ms, self.opts.maximum_rate_limit_delay)
 
     def fetch(self) -> Job | None:
         """Take the next job (one ``moveToActive``), or None when nothing can be taken now.
@@ -159,7 +165,7 @@ class Worker:
         the next delayed job, or None (nothing scheduled: wait for a new job to be added)."""
         now = self.clock.now_ms()
         if self.rate_limited_until > now:
-            return min(self.rate_limited_until, now + self.opts.maximum_rate_limit_delay)
+            return self.rate_limited_until
         due = self.backend.next_due_ms(self.name)
         return due
 
@@ -222,7 +228,7 @@ class Worker:
             ttl = self.backend.move_to_wait_rate_limited(self.name, job.id, job.token or "0")
             self.active.pop(job.id, None)
             if ttl > 0:
-                self.rate_limited_until = self.clock.now_ms() + ttl
+                self._rate_limited_for(ttl)
             self._emit("rate_limited", job, ttl)
             return "rate-limited"
         attempts = max(job.opts.attempts, 1)
@@ -244,8 +250,10 @@ class Worker:
         reason = str(err) or type(err).__name__
         stack = self._stacktrace(job, err)
         if delay > 0:
-            self.backend.move_to_delayed(self.name, job.id, job.token or "0", self.clock.now_ms() + delay,
-                                         skip_attempt=False, reason=reason, stacktrace=stack)
+            # one "now" for the due time and the script, so the stored delay is exactly the backoff
+            now = self.clock.now_ms()
+            self.backend.move_to_delayed(self.name, job.id, job.token or "0", now + delay, skip_attempt=False,
+                                         reason=reason, stacktrace=stack, now=now)
             outcome = "delayed"
         else:
             self.backend.retry_job(self.name, job.id, job.token or "0", reason, stack, job.opts.lifo)
@@ -265,12 +273,31 @@ class Worker:
         return lost
 
     def check_stalled(self) -> list[str]:
-        """Run the stalled-jobs check (effective at most once per ``stalled_interval`` across all workers)."""
+        """Run the stalled-jobs check (effective at most once per ``stalled_interval`` across all workers).
+
+        A worker built with ``skip_stalled_check=True`` never runs it (returns ``[]``): other workers recover
+        the stalled jobs."""
+        if self.opts.skip_stalled_check:
+            return []
         recovered = self.backend.move_stalled_jobs_to_wait(self.name, self.opts.max_stalled_count,
                                                            self.opts.stalled_interval)
         for job_id in recovered:
             self._emit("stalled", job_id, "active")
         return recovered
+
+    @property
+    def concurrency(self) -> int:
+        """How many jobs this worker runs at once. May be changed while the worker runs (BullMQ allows it)."""
+        return self.opts.concurrency
+
+    @concurrency.setter
+    def concurrency(self, value: int) -> None:
+        checked = WorkerOptions.build(concurrency=value).concurrency
+        self.opts = dataclasses.replace(self.opts, concurrency=checked)
+        pool = self._pool
+        if pool is not None and checked > pool._max_workers:
+            # a thread pool starts its threads on demand: raising its cap lets the extra jobs run now
+            pool._max_workers = checked
 
     def forget(self) -> list[str]:
         """Drop every held job without telling the backend — what a crash does. Their locks expire and the

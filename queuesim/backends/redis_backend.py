@@ -151,9 +151,11 @@ class RedisBackend:
         self._check(code, job_id, "retryJob", "active")
 
     def move_to_delayed(self, queue: str, job_id: str, token: str, due_ms: int, *, skip_attempt: bool,
-                        reason: str | None = None, stacktrace: str | None = None) -> None:
+                        reason: str | None = None, stacktrace: str | None = None,
+                        now: int | None = None) -> None:
+        """``now`` (default: the clock) is the time the script runs at; the stored ``delay`` is due - now."""
         code = self._run("moveToDelayed", queue, job_id, token, due_ms, "1" if skip_attempt else "0",
-                         reason or "", stacktrace or "")
+                         reason or "", stacktrace or "", now=now)
         self._check(code, job_id, "moveToDelayed", "active")
 
     def move_to_wait_rate_limited(self, queue: str, job_id: str, token: str) -> int:
@@ -194,6 +196,9 @@ class RedisBackend:
 
     def update_progress(self, queue: str, job_id: str, progress: str) -> None:
         self._check(self._run("updateProgress", queue, job_id, progress), job_id, "updateProgress")
+
+    def update_data(self, queue: str, job_id: str, data: str) -> None:
+        self._check(self._run("updateData", queue, job_id, data), job_id, "updateData")
 
     def add_log(self, queue: str, job_id: str, line: str, keep_logs: int | None) -> int:
         count = self._run("addLog", queue, job_id, line, "" if keep_logs is None else keep_logs)

@@ -15,6 +15,8 @@ local function fetchNextJob(keys, meta, now, token, lockMs, workerMax, workerDur
     if used >= max then
       local pttl = redis.call("PTTL", keys.limiter)
       if pttl > 0 then return {0, 0, pttl, 0, 0} end
+      -- a window in its very last millisecond: drop it, so that this start opens a fresh window
+      if pttl == 0 then redis.call("DEL", keys.limiter) end
     end
   end
 

@@ -1,0 +1,12 @@
+--[[
+  updateData: replace a job's data (job.update_data). No event, as in BullMQ.
+
+  KEYS[1..17] the queue keys; ARGV[1..3] prefix, queue name, now; ARGV[4] job id; ARGV[5] data (JSON).
+  Returns 0, or -1 when the job does not exist.
+]]
+--@include "common"
+local keys = queueKeys()
+local jobKey = keys.base .. ARGV[4]
+if redis.call("EXISTS", jobKey) == 0 then return -1 end
+redis.call("HSET", jobKey, "data", ARGV[5])
+return 0
