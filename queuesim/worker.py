@@ -37,7 +37,6 @@ from queuesim.errors import (
     QueuesimError,
     RateLimitError,
     RetryableError,
-    ScriptError,
     UnrecoverableError,
     WaitingError,
 )
@@ -87,6 +86,9 @@ class Worker:
         self.active: dict[str, Job] = {}
         #: time until which the worker does not fetch (rate limited), ms
         self.rate_limited_until = 0
+        #: cleared while the worker is paused locally (see :meth:`pause`)
+        self._resumed = threading.Event()
+        self._resumed.set()
         self._last_fetch: FetchResult | None = None
         #: the job taken by the last ``fail(..., fetch_next=True)`` of a final failure (BullMQ fetches the next
         #: job in the same script), or None
@@ -126,6 +128,8 @@ class Worker:
             assert result.fields is not None
             job = Job.from_hash(result.job_id, result.fields, self.queue, token)
             self._was_drained = False
+            if job.scheduler_id is not None:
+                self._next_iteration(job)
             failure = job.deferred_failure
             if failure is None and self.opts.max_started_attempts is not None \
                     and job.attempts_started > self.opts.max_started_attempts:
@@ -145,6 +149,16 @@ class Worker:
             self._rate_limited_for(result.rate_limit_ms)
         return None
 
+    def _next_iteration(self, job: Job) -> None:
+        """A job scheduler's job became active: its scheduler creates the next iteration now (BullMQ's rule).
+        A failure to do so is reported as an ``error`` event; the fetched job still runs."""
+        from queuesim.scheduler import on_iteration_started
+
+        try:
+            on_iteration_started(self.queue, job)
+        except QueuesimError as exc:
+            self._emit("error", exc)
+
     def _rate_limited_for(self, ttl_ms: int) -> None:
         """Stop fetching for the limiter's ``ttl_ms``, but at most ``maximum_rate_limit_delay``: BullMQ's worker
         then asks again, which also promotes due delayed jobs while the queue stays rate limited."""
@@ -155,7 +169,7 @@ class Worker:
 
         After None, :meth:`next_wake_ms` tells when trying again makes sense.
         """
-        if self.clock.now_ms() < self.rate_limited_until:
+        if self.clock.now_ms() < self.rate_limited_until or not self._resumed.is_set():
             return None
         args = self._fetch_args()
         return self._accept(self.backend.move_to_active(self.name, args), args.token)
@@ -177,7 +191,7 @@ class Worker:
         """Mark ``job`` completed with ``return_value``. With ``fetch_next``, take the next job in the same call
         (and return it), as BullMQ's running worker does."""
         value = dump_json(return_value, "return_value")
-        nxt = self._fetch_args() if fetch_next else None
+        nxt = self._fetch_args() if fetch_next and self._resumed.is_set() else None
         result = self.backend.move_to_finished(
             self.name, job.id, job.token or "0", completed=True, value=value, stacktrace=None,
             max_attempts=job.opts.attempts, keep=self._keep(True, job), fetch_next=nxt)
@@ -242,7 +256,7 @@ class Worker:
                 delay = compute_backoff(job.opts.backoff, attempt, err, job, self.opts.backoff_strategies, self.rng)
             final = delay == NO_RETRY
         if final:
-            nxt = self._fetch_args() if fetch_next else None
+            nxt = self._fetch_args() if fetch_next and self._resumed.is_set() else None
             result = self._finish_failed(job, err, nxt)
             if nxt is not None:
                 self.prefetched = self._accept(result, nxt.token)
@@ -299,6 +313,39 @@ class Worker:
             # a thread pool starts its threads on demand: raising its cap lets the extra jobs run now
             pool._max_workers = checked
 
+    def pause(self, do_not_wait_active: bool = False, timeout_s: float | None = None) -> None:
+        """Stop this worker from taking new jobs (BullMQ's ``worker.pause()``; other workers and the queue are
+        not affected). Jobs it already holds may still be completed or failed.
+
+        A live worker (:meth:`start`) also waits here until its running jobs have finished, unless
+        ``do_not_wait_active``; ``timeout_s`` bounds that wait. In the step API the caller holds the jobs, so
+        nothing is waited for.
+        """
+        if not self._resumed.is_set():
+            return
+        self._resumed.clear()
+        self._emit("paused")
+        if do_not_wait_active or self._pool is None or self._closing.is_set():
+            return
+        import time as _time
+
+        deadline = None if timeout_s is None else _time.monotonic() + timeout_s
+        while self.active and (deadline is None or _time.monotonic() < deadline):
+            _time.sleep(0.005)
+
+    def resume(self) -> None:
+        """Let a locally paused worker take jobs again."""
+        if self._resumed.is_set():
+            return
+        self._resumed.set()
+        self._emit("resumed")
+        if hasattr(self, "_wake"):
+            self._wake.set()
+
+    def is_paused(self) -> bool:
+        """Whether this worker is paused locally (see :meth:`pause`; the queue's own pause is separate)."""
+        return not self._resumed.is_set()
+
     def forget(self) -> list[str]:
         """Drop every held job without telling the backend — what a crash does. Their locks expire and the
         stalled check brings them back. Returns the ids dropped."""
@@ -349,29 +396,24 @@ class Worker:
             self._wake.set()
 
     def _run_one(self, job: Job) -> Job | None:
+        """Run one job and report its outcome. A report the store refuses (lost lock) or cannot take (Redis
+        unreachable) drops the job from this worker: its lock lapses and the stalled check brings it back."""
         fetch_next = not self._closing.is_set() and self.clock.now_ms() >= self.rate_limited_until
         try:
-            result = self._call_processor(job)
-        except BaseException as exc:
             try:
+                result = self._call_processor(job)
+            except BaseException as exc:
                 outcome = self.fail(job, exc, fetch_next=fetch_next)
                 return self.prefetched if outcome == "failed" else None
-            except ScriptError as script_exc:
-                self.active.pop(job.id, None)
-                self._emit("error", script_exc)
-                return None
-        try:
-            return self.complete(job, result, fetch_next=fetch_next)
-        except OptionError as exc:  # e.g. a return value JSON cannot hold: the attempt fails
             try:
+                return self.complete(job, result, fetch_next=fetch_next)
+            except OptionError as exc:  # e.g. a return value JSON cannot hold: the attempt fails
                 self.fail(job, exc)
-            except ScriptError as inner:
-                self.active.pop(job.id, None)
-                self._emit("error", inner)
-        except ScriptError as exc:  # lost lock: another worker owns the job now
+                return None
+        except Exception as exc:
             self.active.pop(job.id, None)
             self._emit("error", exc)
-        return None
+            return None
 
     def start(self) -> Worker:
         """Run the live worker in background threads; returns at once. Stop it with :meth:`close`."""
@@ -401,8 +443,13 @@ class Worker:
 
     def _fetch_loop(self) -> None:
         assert self._pool is not None
-        marker_client = self.queue.connection.duplicate().client
+        # a second connection for the blocking wait, so the fetches of other threads are not held up
+        waiter = self.queue.connection.duplicate().backend
+        failures = 0  # consecutive errors: back off 0.1 s, 0.2 s, 0.4 s … up to 5 s (e.g. while Redis restarts)
         while not self._closing.is_set():
+            if not self._resumed.is_set():  # paused locally: wait for resume() (or close())
+                self._resumed.wait(0.05)
+                continue
             try:
                 free = len(self.active) < self.opts.concurrency
                 job = self.fetch() if free else None
@@ -413,12 +460,14 @@ class Worker:
                     self._wake.wait(0.05)
                     self._wake.clear()
                     continue
-                self._idle_wait(marker_client)
+                self._idle_wait(waiter)
+                failures = 0
             except Exception as exc:
                 self._emit("error", exc)
-                self._closing.wait(0.2)
+                failures += 1
+                self._closing.wait(min(5.0, 0.1 * 2 ** (failures - 1)))
 
-    def _idle_wait(self, marker_client: Any) -> None:
+    def _idle_wait(self, waiter: Any) -> None:
         """Block on the marker (BullMQ's BZPOPMIN), at most until the next due time or the drain delay."""
         now = self.clock.now_ms()
         wake = self.next_wake_ms()
@@ -432,7 +481,7 @@ class Worker:
         if not self._was_drained:
             self._was_drained = True
             self._emit("drained")
-        marker_client.bzpopmin(self.queue.keys.marker, timeout=max(min(timeout_s, 10.0), 0.01))
+        waiter.wait_for_work(self.name, min(timeout_s, 10.0))
 
     def _timers_loop(self) -> None:
         renew_s = self.opts.renew_every_ms / 1000

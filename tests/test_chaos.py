@@ -103,3 +103,78 @@ def test_killed_restarted_and_frozen_workers_lose_no_job(redis_url: str) -> None
     conn.close()
     print(f"chaos: jobs={JOBS} kills={kills} restarts={restarts} freezes={freezes} executions={executions} "
           f"attempts_started={started} finishes={made} stalls={stalls} failed={len(failed)} lost=0")
+
+
+def test_redis_restart_during_a_live_run_loses_nothing(tmp_path: Path) -> None:
+    """A private redis-server with AOF (fsync always) is stopped and started again mid-run: producers and
+    workers reconnect with backoff and every job completes exactly once."""
+    import shutil
+
+    import redis
+
+    from conftest import IN_CI, _free_port
+
+    if shutil.which("redis-server") is None:
+        if IN_CI:
+            pytest.fail("CI=true needs redis-server on PATH for the restart test")
+        pytest.skip("redis-server is not on PATH")
+    port = _free_port()
+    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), "--save", "",
+           "--appendonly", "yes", "--appendfsync", "always"]
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                if redis.Redis(port=port).ping():
+                    break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        return proc
+
+    server = start()
+    url = f"redis://127.0.0.1:{port}/0"
+    conn = queuesim.connect(url)
+    q = Queue("restart", conn)
+    total = 1500
+    added = 0
+    workers = [subprocess.Popen([sys.executable, str(SCRIPT), url, "restart", str(s)]) for s in range(2)]
+    restarted = False
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if added < total:
+                try:
+                    # custom ids make the retried batch idempotent (a duplicate id is a no-op)
+                    q.add_bulk([("work", {"i": i}, {"attempts": 3, "backoff": 20, "job_id": f"job-{i}"})
+                                for i in range(added, min(total, added + 100))])
+                    added = min(total, added + 100)
+                except redis.ConnectionError:
+                    time.sleep(0.2)  # the producer retries the same batch
+                    continue
+            if not restarted and added >= total // 2:
+                server.terminate()  # a clean shutdown: AOF flushed
+                server.wait(10)
+                time.sleep(1.0)
+                server = start()
+                restarted = True
+            try:
+                if q.get_job_counts("completed")["completed"] + q.get_job_counts("failed")["failed"] >= total:
+                    break
+            except redis.ConnectionError:
+                pass
+            time.sleep(0.05)
+        counts = q.get_job_counts()
+    finally:
+        for p in workers:
+            p.terminate()
+        for p in workers:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        server.terminate()
+        server.wait(10)
+    assert restarted
+    assert counts["completed"] + counts["failed"] == total, counts
+    assert counts["active"] == counts["waiting"] == counts["delayed"] == 0
