@@ -1,7 +1,7 @@
 """A worker process for the chaos test: ``python tests/chaos_worker.py URL QUEUE SEED``.
 
 Processes jobs until SIGTERM (then closes gracefully). Each execution is counted (HINCRBY on
-``test:<queue>:executions``) before it sleeps 5–15 ms; about 5 % of executions fail.
+``test:<queue>:executions``) before it sleeps 5 to 15 ms; about 5 % of executions fail.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def _ping(url: str) -> bool:
 
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception:
         return False
 
 

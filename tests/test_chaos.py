@@ -111,7 +111,6 @@ def test_redis_restart_during_a_live_run_loses_nothing(tmp_path: Path) -> None:
     import shutil
 
     import redis
-
     from conftest import IN_CI, _free_port
 
     if shutil.which("redis-server") is None:
