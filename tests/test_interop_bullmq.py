@@ -91,14 +91,15 @@ ORDER_JOBS: list[tuple[str, dict[str, Any]]] = [
     ("low", {"priority": 10}),
     ("p0-first", {}),
     ("high", {"priority": 1}),
-    ("later", {"delay": 400}),
+    ("later", {"delay": 3000}),
     ("p0-second", {}),
     ("mid", {"priority": 5}),
     ("mid-again", {"priority": 5}),
     ("p0-lifo", {"lifo": True}),
     ("custom", {"job_id": "order-custom"}),
 ]
-#: BullMQ's order: wait before prioritized (lifo at the head), FIFO within a priority, delayed when due
+#: BullMQ's order: wait before prioritized (lifo at the head), FIFO within a priority, delayed when due (the
+#: delay is long enough for every other job to finish first, however slowly the Node process starts)
 EXPECTED_ORDER = ["p0-lifo", "p0-first", "p0-second", "custom", "high", "mid", "mid-again", "low", "later"]
 
 
@@ -117,7 +118,7 @@ def test_node_worker_runs_queuesim_jobs_in_bullmq_order(agent: Agent, conn: queu
     # the delayed job did not start before its due time
     started = next(o for o in result["order"] if o["name"] == "later")
     added = next(j for j in q.get_completed() if j.name == "later")
-    assert started["at"] >= added.timestamp + 400
+    assert started["at"] >= added.timestamp + 3000
     for qq in (q, q2):
         qq.obliterate(force=True)
 
