@@ -15,6 +15,7 @@ from queuesim.clock import Clock, VirtualClock, WallClock
 from queuesim.connection import Connection, connect
 from queuesim.errors import (
     DelayedError,
+    JobFailedError,
     JobNotFoundError,
     JobStateError,
     LockError,
@@ -27,8 +28,9 @@ from queuesim.errors import (
     WaitingError,
 )
 from queuesim.events import Event, QueueEvents
+from queuesim.flows import FlowNode, FlowProducer, add_flow
 from queuesim.job import Job, JobState
-from queuesim.options import Backoff, Deduplication, JobOptions, KeepJobs, Limiter, Repeat, WorkerOptions
+from queuesim.options import Backoff, Deduplication, JobOptions, KeepJobs, Limiter, Parent, Repeat, WorkerOptions
 from queuesim.queue import DeadLetterQueue, Queue
 from queuesim.worker import JobTimeoutError, Worker
 
@@ -42,7 +44,10 @@ __all__ = [
     "Deduplication",
     "DelayedError",
     "Event",
+    "FlowNode",
+    "FlowProducer",
     "Job",
+    "JobFailedError",
     "JobNotFoundError",
     "JobOptions",
     "JobState",
@@ -52,6 +57,7 @@ __all__ = [
     "Limiter",
     "LockError",
     "OptionError",
+    "Parent",
     "Queue",
     "QueueEvents",
     "QueuesimError",
@@ -65,5 +71,6 @@ __all__ = [
     "WallClock",
     "Worker",
     "WorkerOptions",
+    "add_flow",
     "connect",
 ]

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from queuesim.errors import OptionError

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "DelayedError",
+    "JobFailedError",
     "JobNotFoundError",
     "JobStateError",
     "LockError",
@@ -57,6 +58,15 @@ class JobNotFoundError(ScriptError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else "job not found"
+
+
+class JobFailedError(QueuesimError):
+    """Raised by ``job.wait_until_finished()`` when the job failed for good; the message is its failed reason."""
+
+    def __init__(self, job_id: str, failed_reason: str) -> None:
+        self.job_id = job_id
+        self.failed_reason = failed_reason
+        super().__init__(failed_reason)
 
 
 class LockError(ScriptError):

@@ -78,9 +78,7 @@ class QueueEvents:
         self.connection = connection
         self.backend = connection.backend
         if last_event_id == "$":
-            newest = connection.client.xrevrange(self.backend.keys(name).events, count=1)
-            last_event_id = newest[0][0].decode() if newest and isinstance(newest[0][0], bytes) else (
-                newest[0][0] if newest else "0")
+            last_event_id = self.backend.last_event_id(name)
         self.last_event_id = last_event_id
         self._listeners: dict[str, list[Callable[[Event], Any]]] = {}
 

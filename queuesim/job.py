@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from queuesim.errors import OptionError
 from queuesim.options import JobOptions, dump_json
 
 if TYPE_CHECKING:
@@ -148,6 +149,52 @@ class Job:
 
     def get_logs(self, start: int = 0, end: int = -1) -> list[str]:
         return self._q().get_job_logs(self.id, start, end)
+
+    def clear_logs(self, keep_logs: int | None = None) -> None:
+        """Delete the job's log lines; with ``keep_logs``, keep only the last that many."""
+        if keep_logs is not None and (isinstance(keep_logs, bool) or not isinstance(keep_logs, int)
+                                      or keep_logs < 0):
+            raise OptionError("keep_logs", f"must be an integer >= 0 or None, got {keep_logs!r}")
+        self._q().backend.clear_logs(self._q().name, self.id, keep_logs)
+
+    def wait_until_finished(self, timeout_ms: int | None = None) -> Any:
+        """Block until the job completes (returns its return value) or fails for good (raises
+        :class:`~queuesim.errors.JobFailedError` with its failed reason), like BullMQ's ``waitUntilFinished``.
+
+        A job that has already finished answers at once. Otherwise this listens to the queue's events stream,
+        so another thread or process must do the work; ``timeout_ms`` is wall-clock time (a virtual clock does
+        not move by itself) and its expiry raises :class:`TimeoutError`. A job that no longer exists raises
+        :class:`~queuesim.errors.JobNotFoundError`.
+        """
+        import time
+
+        from queuesim.errors import JobFailedError, JobNotFoundError
+        from queuesim.events import QueueEvents
+
+        q = self._q()
+        reader = QueueEvents(q.name, q.connection)  # listen first, then look: no finish can slip between
+        state = q.get_job_state(self.id)
+        if state in (JobState.COMPLETED, JobState.FAILED):
+            done = q.get_job(self.id)
+            if done is not None:
+                if state == JobState.COMPLETED:
+                    return done.return_value
+                raise JobFailedError(self.id, done.failed_reason or "")
+        elif state == JobState.UNKNOWN:
+            raise JobNotFoundError(f"job {self.id} does not exist")
+        deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+        while True:
+            block = 1000 if deadline is None else max(1, min(1000, int((deadline - time.monotonic()) * 1000)))
+            for event in reader.read(block_ms=block):
+                if event.job_id != self.id:
+                    continue
+                if event.name == "completed":
+                    return event.value()
+                if event.name == "failed":
+                    raise JobFailedError(self.id, event.fields.get("failedReason", ""))
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"Job wait {self.name} timed out before finishing, no finish notification "
+                                   f"arrived after {timeout_ms}ms (id={self.id})")
 
     def get_state(self) -> JobState:
         return self._q().get_job_state(self.id)

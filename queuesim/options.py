@@ -23,6 +23,7 @@ __all__ = [
     "JobOptions",
     "KeepJobs",
     "Limiter",
+    "Parent",
     "Repeat",
     "WorkerOptions",
     "dump_json",
@@ -287,7 +288,9 @@ class Repeat:
         if rep.pattern is not None:
             from croniter import croniter
 
-            if not isinstance(rep.pattern, str) or not croniter.is_valid(rep.pattern):
+            # six fields: seconds come first, as in BullMQ's cron-parser
+            if not isinstance(rep.pattern, str) or not croniter.is_valid(
+                    rep.pattern, second_at_beginning=len(rep.pattern.split()) == 6):
                 raise OptionError("repeat.pattern", f"not a valid cron expression: {rep.pattern!r}")
         if rep.limit is not None:
             _int("repeat.limit", rep.limit, 1)
@@ -316,9 +319,63 @@ class Repeat:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Parent:
+    """The parent of a flow child: the job ``id`` in queue ``queue``.
+
+    ``queue`` is a queue name (``"reports"``) or, as BullMQ writes it, the queue key with its prefix
+    (``"bull:reports"``). The parent must live under the same prefix as the child (``prefix`` is None when
+    only a name was given; the backend fills in its own).
+    """
+
+    id: str
+    queue: str
+    prefix: str | None = None
+
+    @classmethod
+    def parse(cls, value: Any) -> Parent | None:
+        if value is None or isinstance(value, Parent):
+            return value
+        if not isinstance(value, Mapping) or set(value) != {"id", "queue"}:
+            raise OptionError("parent", f"must be {{id, queue}} (queue: a queue name), got {value!r}")
+        ident = value["id"]
+        if isinstance(ident, int) and not isinstance(ident, bool):
+            ident = str(ident)
+        if not isinstance(ident, str) or not ident or ":" in ident:
+            raise OptionError("parent.id", f"must be a non-empty job id without ':', got {ident!r}")
+        queue = value["queue"]
+        if not isinstance(queue, str):
+            raise OptionError("parent.queue", f"must be a queue name, got {queue!r}")
+        prefix, _, name = queue.rpartition(":")
+        try:
+            validate_queue_name(name)
+            if prefix:
+                validate_prefix(prefix)
+        except OptionError as exc:
+            raise OptionError("parent.queue", str(exc)) from None
+        return cls(ident, name, prefix or None)
+
+    def queue_key(self, prefix: str) -> str:
+        """``<prefix>:<queue>``: what BullMQ calls the parent's ``queueKey``."""
+        return f"{self.prefix or prefix}:{self.queue}"
+
+    def job_key(self, prefix: str) -> str:
+        """The parent's job key, ``<prefix>:<queue>:<id>``."""
+        return f"{self.queue_key(prefix)}:{self.id}"
+
+
+#: What a flow child does to its parent when it fails for good (BullMQ's short keys in the stored opts).
+PARENT_FAILURE_POLICIES = {
+    "fail_parent_on_failure": "fpof",
+    "continue_parent_on_failure": "cpof",
+    "ignore_dependency_on_failure": "idof",
+    "remove_dependency_on_failure": "rdof",
+}
+
 _JOB_OPTION_NAMES = (
     "job_id", "priority", "delay", "attempts", "backoff", "lifo", "remove_on_complete", "remove_on_fail",
     "deduplication", "repeat", "timestamp", "timeout", "keep_logs", "stack_trace_limit", "size_limit",
+    "parent", *PARENT_FAILURE_POLICIES,
 )
 
 
@@ -340,6 +397,12 @@ class JobOptions:
         timeout: queuesim extension: an attempt running longer than this fails with a clear reason.
         keep_logs: keep only the last N log lines. stack_trace_limit: keep only the last N stack traces.
         size_limit: refuse data whose JSON is longer than this many bytes.
+        parent: in a flow, the job this one is a child of (see :class:`Parent`); the parent waits in
+            ``waiting-children`` until its children are done.
+        fail_parent_on_failure / continue_parent_on_failure / ignore_dependency_on_failure /
+            remove_dependency_on_failure: what this child's final failure does to its parent (at most one):
+            fail it; release it now; release it once the other children are done, recording the failure;
+            or drop the dependency silently. With none, the parent keeps waiting.
     """
 
     job_id: str | None = None
@@ -357,6 +420,19 @@ class JobOptions:
     keep_logs: int | None = None
     stack_trace_limit: int | None = None
     size_limit: int | None = None
+    parent: Parent | None = None
+    fail_parent_on_failure: bool = False
+    continue_parent_on_failure: bool = False
+    ignore_dependency_on_failure: bool = False
+    remove_dependency_on_failure: bool = False
+
+    @property
+    def parent_failure_policy(self) -> str | None:
+        """The short key (``fpof``, ``cpof``, ``idof``, ``rdof``) of the policy set, or None."""
+        for name, short in PARENT_FAILURE_POLICIES.items():
+            if getattr(self, name):
+                return short
+        return None
 
     @classmethod
     def build(cls, options: Mapping[str, Any] | None = None, defaults_: Mapping[str, Any] | None = None,
@@ -375,7 +451,11 @@ class JobOptions:
     @classmethod
     def _validated(cls, o: dict[str, Any]) -> JobOptions:
         priority = o.get("priority", 0)
-        if isinstance(priority, float) and priority != int(priority):
+        if isinstance(priority, float) and (not math.isfinite(priority) or priority != int(priority)):
+            raise OptionError("priority", f"Priority should not be float (got {priority}); use a whole number "
+                                          f"between 0 and {defaults.MAX_PRIORITY}")
+        if isinstance(priority, int | float) and not isinstance(priority, bool) \
+                and not 0 <= priority <= defaults.MAX_PRIORITY:
             raise OptionError("priority", f"Priority should be between 0 and {defaults.MAX_PRIORITY}, got {priority}")
         priority = _int("priority", priority, 0, defaults.MAX_PRIORITY)
         delay = _int("delay", o.get("delay", 0) or 0)
@@ -384,6 +464,15 @@ class JobOptions:
             raise OptionError("delay", "cannot be combined with repeat (use repeat.start_date or offset)")
         timeout = o.get("timeout")
         ts = o.get("timestamp")
+        policies = {name: _bool(name, o.get(name, False)) for name in PARENT_FAILURE_POLICIES}
+        chosen = [name for name, on in policies.items() if on]
+        if len(chosen) > 1:
+            raise OptionError(chosen[0], f"cannot be combined with {', '.join(chosen[1:])}; choose at most one of "
+                                         f"{', '.join(PARENT_FAILURE_POLICIES)}")
+        parent = Parent.parse(o.get("parent"))
+        deduplication = Deduplication.parse(o.get("deduplication"))
+        if parent is not None and deduplication is not None:
+            raise OptionError("deduplication", "cannot be combined with parent (a flow child is never deduplicated)")
         return cls(
             job_id=validate_job_id(o.get("job_id")),
             priority=priority,
@@ -393,7 +482,7 @@ class JobOptions:
             lifo=_bool("lifo", o.get("lifo", False)),
             remove_on_complete=KeepJobs.parse("remove_on_complete", o.get("remove_on_complete")),
             remove_on_fail=KeepJobs.parse("remove_on_fail", o.get("remove_on_fail")),
-            deduplication=Deduplication.parse(o.get("deduplication")),
+            deduplication=deduplication,
             repeat=repeat,
             timestamp=None if ts is None else _int("timestamp", ts),
             timeout=None if timeout is None else _int("timeout", timeout, 1),
@@ -401,6 +490,8 @@ class JobOptions:
             stack_trace_limit=(None if o.get("stack_trace_limit") is None
                                else _int("stack_trace_limit", o["stack_trace_limit"])),
             size_limit=None if o.get("size_limit") is None else _int("size_limit", o["size_limit"], 1),
+            parent=parent,
+            **policies,
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -434,6 +525,14 @@ class JobOptions:
             out["stackTraceLimit"] = self.stack_trace_limit
         if self.size_limit is not None:
             out["sizeLimit"] = self.size_limit
+        if self.parent is not None:
+            # BullMQ stores the parent's queue as its key, "<prefix>:<name>"
+            prefix = self.parent.prefix
+            out["parent"] = {"id": self.parent.id,
+                             "queue": self.parent.queue if prefix is None else f"{prefix}:{self.parent.queue}"}
+        policy = self.parent_failure_policy
+        if policy is not None:
+            out[policy] = True
         return out
 
     @classmethod
@@ -460,7 +559,16 @@ class JobOptions:
             keep_logs=opts.get("kl", opts.get("keepLogs")),
             stack_trace_limit=opts.get("stackTraceLimit"),
             size_limit=opts.get("sizeLimit"),
+            parent=_parent_from_wire(opts.get("parent")),
+            **{name: bool(opts.get(short)) for name, short in PARENT_FAILURE_POLICIES.items()},
         )
+
+
+def _parent_from_wire(value: Any) -> Parent | None:
+    if not isinstance(value, Mapping) or "id" not in value or not isinstance(value.get("queue"), str):
+        return None
+    prefix, _, name = value["queue"].rpartition(":")
+    return Parent(str(value["id"]), name, prefix or None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,7 +638,8 @@ class WorkerOptions:
         strategies = o.get("backoff_strategies") or {}
         for key, fn in strategies.items():
             if not callable(fn):
-                raise OptionError(f"backoff_strategies.{key}", "must be callable(attempts_made, error, job) -> ms")
+                raise OptionError(f"backoff_strategies.{key}",
+                                  "must be callable(attempts_made, type, error, job) -> ms")
         o["backoff_strategies"] = dict(strategies)
         return cls(**o)
 

@@ -9,7 +9,7 @@ from queuesim import defaults
 from queuesim.connection import Connection
 from queuesim.errors import OptionError
 from queuesim.job import Job, JobState
-from queuesim.options import JobOptions, dump_json, validate_queue_name
+from queuesim.options import JobOptions, Repeat, dump_json, validate_queue_name
 
 __all__ = ["ALL_STATES", "DeadLetterQueue", "Queue"]
 
@@ -65,8 +65,6 @@ class Queue:
         payload = dump_json(data, "data")
         if opts.size_limit is not None and len(payload.encode()) > opts.size_limit:
             raise OptionError("data", f"The size of job {name} exceeds the limit {opts.size_limit} bytes")
-        if opts.deduplication is not None and opts.deduplication.keep_last_if_active:
-            raise OptionError("deduplication.keep_last_if_active", "is not supported by queuesim yet")
         timestamp = opts.timestamp if opts.timestamp is not None else self.clock.now_ms()
         return name, payload, opts, timestamp
 
@@ -86,8 +84,9 @@ class Queue:
     def _job_after_add(self, job_id: str, name: str, data: Any, opts: JobOptions, timestamp: int) -> Job:
         """The Job an add returns, built on the client as BullMQ does (no extra round trip). For a duplicate
         custom id or a deduplicated add, ``id`` is the existing job's; read it with :meth:`get_job`."""
+        parent_key = opts.parent.job_key(self.backend.prefix) if opts.parent is not None else None
         return Job(id=job_id, name=name, data=data, opts=opts, timestamp=timestamp, delay=opts.delay,
-                   priority=opts.priority, queue=self)
+                   priority=opts.priority, parent_key=parent_key, queue=self)
 
     def add_bulk(self, jobs: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> list[Job]:
         """Add many jobs in one round trip. Each item is ``{"name", "data", "opts"}`` or ``(name, data[, opts])``.
@@ -151,8 +150,7 @@ class Queue:
             if p == 0:
                 out[0] = self.get_job_count_by_types("waiting")
             else:
-                lo, hi = p * 2**32, (p + 1) * 2**32 - 1
-                out[p] = int(self.connection.client.zcount(self.keys.prioritized, lo, hi))
+                out[p] = self.backend.count_priority(self.name, p)
         return out
 
     def get_jobs(self, types: Iterable[str] | str = ALL_STATES, start: int = 0, end: int = -1,
@@ -246,7 +244,8 @@ class Queue:
     def promote_jobs(self, count: int = 1000) -> int:
         """Make every delayed job ready now."""
         total = 0
-        while (moved := self.backend.move_jobs_to_wait(self.name, "delayed", count, 2**52 // 4096)) > 0:
+        # any due time at all: 10**15 ms is tens of thousands of years ahead
+        while (moved := self.backend.move_jobs_to_wait(self.name, "delayed", count, 10**15)) > 0:
             total += moved
         return total
 
@@ -306,6 +305,52 @@ class Queue:
 
     def trim_events(self, max_len: int) -> None:
         self.backend.trim_events(self.name, max_len)
+
+    # --- job schedulers (repeatable jobs) ----------------------------------------------------------------
+
+    def upsert_job_scheduler(self, scheduler_id: str, *, every: int | None = None, pattern: str | None = None,
+                             limit: int | None = None, start_date: int | None = None, end_date: int | None = None,
+                             tz: str | None = None, immediately: bool = False, offset: int = 0,
+                             name: str | None = None, data: Any = None,
+                             opts: Mapping[str, Any] | None = None) -> Job | None:
+        """Create or replace the job scheduler ``scheduler_id`` (BullMQ's ``upsertJobScheduler``).
+
+        Give exactly one of ``every`` (ms) or ``pattern`` (cron; six fields = seconds first). ``limit`` caps the
+        number of jobs, ``start_date`` / ``end_date`` (ms since the epoch) bound the schedule, ``offset`` shifts
+        the ``every`` grid, ``immediately`` runs the first job now. ``name`` (default: the scheduler id),
+        ``data`` and ``opts`` (job options such as ``attempts`` or ``priority``) make up every job it creates.
+
+        Returns the pending iteration (a job with id ``repeat:<scheduler_id>:<due ms>``), or None when the
+        schedule has no run left. See :mod:`queuesim.scheduler` for the rules.
+        """
+        from queuesim.scheduler import upsert_job_scheduler
+
+        repeat = Repeat.parse({"every": every, "pattern": pattern, "limit": limit, "start_date": start_date,
+                               "end_date": end_date, "tz": tz, "immediately": immediately, "offset": offset})
+        assert repeat is not None
+        return upsert_job_scheduler(self, scheduler_id, repeat, name, data, opts)
+
+    def remove_job_scheduler(self, scheduler_id: str) -> bool:
+        """Delete a job scheduler and its still-delayed pending job. Returns False when it did not exist."""
+        from queuesim.scheduler import remove_job_scheduler
+
+        return remove_job_scheduler(self, scheduler_id)
+
+    def get_job_scheduler(self, scheduler_id: str) -> dict[str, Any] | None:
+        """One scheduler's settings, next due time and iteration count (None when it does not exist)."""
+        from queuesim.scheduler import get_job_scheduler
+
+        return get_job_scheduler(self, scheduler_id)
+
+    def get_job_schedulers(self) -> list[dict[str, Any]]:
+        """Every job scheduler of this queue, the soonest due first."""
+        from queuesim.scheduler import get_job_scheduler
+
+        found = (get_job_scheduler(self, sid) for sid, _ in self.backend.get_job_scheduler_ids(self.name))
+        return [s for s in found if s is not None]
+
+    def get_job_schedulers_count(self) -> int:
+        return len(self.backend.get_job_scheduler_ids(self.name))
 
     # --- dead-letter queue (queuesim extension) ----------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """BullMQ's delayed jobs and rate limiter (bullmq-semantics §9, delay.test.ts and rate_limiter.test.ts,
-cases 33–42) on every backend.
+cases 33-42) on every backend.
 
 Workers are driven through the step API. A BullMQ worker that finds nothing to do sleeps until the next due
 time or the end of the limiter window; here the test asks :meth:`Worker.next_wake_ms` for that moment and moves
@@ -9,6 +9,8 @@ millisecond, hence the tiny tolerance in the timing assertions.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 from conftest import Env
@@ -57,7 +59,7 @@ def start_times(jobs: list[Job]) -> list[int]:
     return [int(t) for t in times if t is not None]
 
 
-# --- 33–37: delayed jobs -------------------------------------------------------------------------------------
+# --- 33-37: delayed jobs -------------------------------------------------------------------------------------
 
 
 def test_case_33_a_delayed_job_emits_delayed_and_starts_no_earlier_than_its_delay(env: Env) -> None:
@@ -150,7 +152,7 @@ def test_case_37_while_paused_due_delayed_jobs_still_move_to_paused(env: Env) ->
     assert started.id == job.id
 
 
-# --- 38–42: rate limiter -------------------------------------------------------------------------------------
+# --- 38-42: rate limiter -------------------------------------------------------------------------------------
 
 
 def test_case_38_rate_limited_jobs_stay_in_wait_and_are_never_moved_to_delayed(env: Env) -> None:
@@ -178,7 +180,7 @@ def test_case_39_n_jobs_at_max_1_per_duration_take_at_least_n_minus_1_windows(en
     w = env.worker(q, concurrency=5, limiter={"max": 1, "duration": duration})
     starts = start_times(process_all(env, w, 5))
     assert len(starts) == 5
-    for earlier, later in zip(starts, starts[1:], strict=False):
+    for earlier, later in itertools.pairwise(starts):
         assert later - earlier >= duration - slack(env), "one start per window"
     assert starts[-1] - starts[0] >= 4 * duration - slack(env)
 

@@ -1,4 +1,4 @@
-"""BullMQ's worker behaviour (bullmq-semantics §9, worker.test.ts, cases 1–26) on every backend.
+"""BullMQ's worker behaviour (bullmq-semantics §9, worker.test.ts, cases 1-26) on every backend.
 
 The tests drive workers through the step API (``fetch`` / ``complete`` / ``fail`` / ``extend_locks`` /
 ``check_stalled`` / ``forget``), so they run in virtual time on fakeredis and with short real waits on a real
@@ -716,14 +716,14 @@ def test_case_22_a_worker_with_concurrency_3_holds_three_locked_jobs_at_once(env
     for i in range(5):
         q.add("test", {"i": i})
     w = env.worker(q, concurrency=3)
-    while len(w.active) < w.concurrency and (job := w.fetch()) is not None:
+    while len(w.active) < w.concurrency and w.fetch() is not None:
         pass
     assert len(w.active) == 3
     assert q.get_job_counts("active", "waiting") == {"active": 3, "waiting": 2}
     tokens = {env.conn.client.get(q.keys.job_lock(i)) for i in w.active}
     assert len(tokens) == 3, "each active job has its own lock token"
     w.concurrency = 5
-    while len(w.active) < w.concurrency and (job := w.fetch()) is not None:
+    while len(w.active) < w.concurrency and w.fetch() is not None:
         pass
     assert len(w.active) == 5
 

@@ -14,7 +14,7 @@ import redis
 from queuesim.backends.base import AddResult, FetchArgs, FetchResult
 from queuesim.backends.scripts import Script, load_script
 from queuesim.clock import Clock
-from queuesim.errors import JobNotFoundError, JobStateError, LockError, error_for_code
+from queuesim.errors import JobNotFoundError, JobStateError, LockError, OptionError, error_for_code
 from queuesim.keys import QueueKeys
 from queuesim.options import JobOptions, KeepJobs, validate_prefix, validate_queue_name
 
@@ -88,22 +88,67 @@ class RedisBackend:
 
     # --- producers ---------------------------------------------------------------------------------------
 
-    def _add_args(self, name: str, data: str, opts: JobOptions, timestamp: int,
-                  scheduler_id: str | None) -> list[Any]:
+    def _parent_args(self, opts: JobOptions) -> tuple[JobOptions, str, str]:
+        """The parent's job key and the reference a flow child stores (BullMQ's ``parentKey`` / ``parent``)."""
+        import dataclasses
         import json
 
+        parent = opts.parent
+        if parent is None:
+            return opts, "", ""
+        if parent.prefix is not None and parent.prefix != self.prefix:
+            raise OptionError("parent.queue", f"the parent must use this connection's prefix {self.prefix!r}, "
+                                              f"got {parent.prefix!r}")
+        opts = dataclasses.replace(opts, parent=dataclasses.replace(parent, prefix=self.prefix))
+        ref: dict[str, Any] = {"id": parent.id, "queueKey": parent.queue_key(self.prefix)}
+        policy = opts.parent_failure_policy
+        if policy is not None:
+            ref[policy] = True
+        return opts, parent.job_key(self.prefix), json.dumps(ref, separators=(",", ":"))
+
+    def _add_args(self, name: str, data: str, opts: JobOptions, timestamp: int,
+                  scheduler_id: str | None, waiting_children: bool = False) -> list[Any]:
+        import json
+
+        opts, parent_key, parent_ref = self._parent_args(opts)
         de = opts.deduplication
         return [
             opts.job_id or "", name, data, json.dumps(opts.to_wire(), separators=(",", ":")), timestamp,
             opts.delay, opts.priority, "1" if opts.lifo else "0",
             de.id if de else "", (de.ttl or "") if de else "", "1" if de and de.extend else "0",
-            "1" if de and de.replace else "0", scheduler_id or "",
+            "1" if de and de.replace else "0", scheduler_id or "", parent_key, parent_ref,
+            "1" if waiting_children else "0",
         ]
 
-    def add_job(self, queue: str, name: str, data: str, opts: JobOptions, timestamp: int,
-                scheduler_id: str | None = None) -> AddResult:
-        job_id, outcome = self._run("addJob", queue, *self._add_args(name, data, opts, timestamp, scheduler_id))
+    def _add_result(self, raw: Any, opts: JobOptions) -> AddResult:
+        if isinstance(raw, int):  # -5: the parent is missing, -7: the job already has another parent
+            parent = opts.parent.job_key(self.prefix) if opts.parent is not None else opts.job_id or ""
+            self._check(raw, parent if raw == -5 else opts.job_id or "", "addJob")
+        job_id, outcome = raw
         return AddResult(_s(job_id), _s(outcome))
+
+    def add_job(self, queue: str, name: str, data: str, opts: JobOptions, timestamp: int,
+                scheduler_id: str | None = None, waiting_children: bool = False) -> AddResult:
+        """Add one job. ``waiting_children``: a flow parent whose children are added next (it waits for them in
+        ``waiting-children`` instead of becoming ready)."""
+        raw = self._run("addJob", queue, *self._add_args(name, data, opts, timestamp, scheduler_id, waiting_children))
+        return self._add_result(raw, opts)
+
+    def add_flow_jobs(self, jobs: list[tuple[str, str, str, JobOptions, int, bool]]) -> list[AddResult]:
+        """Add the jobs of a flow in one MULTI/EXEC transaction, in the order given (each parent before its
+        children). Each item is ``(queue, name, data, opts, timestamp, waiting_children)``."""
+        if not jobs:
+            return []
+        script = load_script("addJob")
+        now = self.clock.now_ms()
+        calls = [(self._queue_keys(queue), queue, self._add_args(name, data, opts, ts, None, has_children))
+                 for queue, name, data, opts, ts, has_children in jobs]  # may raise before anything is sent
+        if not self.client.script_exists(script.sha)[0]:
+            self.client.script_load(script.source)
+        pipe = self.client.pipeline(transaction=True)
+        for keys, queue, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, self.prefix, queue, now, *args)
+        return [self._add_result(raw, item[3]) for raw, item in zip(pipe.execute(), jobs, strict=True)]
 
     def add_jobs(self, queue: str, jobs: list[tuple[str, str, JobOptions, int]]) -> list[AddResult]:
         """Add many jobs in one round trip (a pipeline of script calls; each add stays atomic)."""
@@ -115,10 +160,10 @@ class RedisBackend:
         if not self.client.script_exists(script.sha)[0]:
             self.client.script_load(script.source)
         pipe = self.client.pipeline(transaction=False)
-        for name, data, opts, ts in jobs:
-            pipe.evalsha(script.sha, len(keys), *keys, self.prefix, queue, now,
-                         *self._add_args(name, data, opts, ts, None))
-        return [AddResult(_s(i), _s(o)) for i, o in pipe.execute()]
+        args = [self._add_args(name, data, opts, ts, None) for name, data, opts, ts in jobs]
+        for one in args:
+            pipe.evalsha(script.sha, len(keys), *keys, self.prefix, queue, now, *one)
+        return [self._add_result(raw, job[2]) for raw, job in zip(pipe.execute(), jobs, strict=True)]
 
     # --- workers -----------------------------------------------------------------------------------------
 
@@ -177,6 +222,14 @@ class RedisBackend:
     def next_due_ms(self, queue: str) -> int | None:
         first = self.client.zrange(self.keys(queue).delayed, 0, 0, withscores=True)
         return int(first[0][1]) // 4096 if first else None
+
+    def wait_for_work(self, queue: str, timeout_s: float) -> bool:
+        """Block on the queue's marker (BullMQ's BZPOPMIN) for at most ``timeout_s`` seconds.
+
+        True when a marker entry was taken (there may be work), False on timeout. The blocking command occupies
+        one connection of the client's pool, so other threads keep theirs.
+        """
+        return self.client.bzpopmin(self.keys(queue).marker, timeout=max(timeout_s, 0.01)) is not None
 
     def has_ready_jobs(self, queue: str) -> bool:
         k = self.keys(queue)
@@ -255,6 +308,11 @@ class RedisBackend:
                 pipe.zcard(key)
         return {t: int(n) for t, n in zip(types, pipe.execute(), strict=True)}
 
+    def count_priority(self, queue: str, priority: int) -> int:
+        """How many jobs wait in the prioritized set with this priority (ZCOUNT over the band's scores)."""
+        lo = priority * 2**32
+        return int(self.client.zcount(self.keys(queue).prioritized, lo, lo + 2**32 - 1))
+
     def get_ids(self, queue: str, state: str, start: int, end: int, asc: bool) -> list[str]:
         key = self.keys(queue).state_list(state)
         if _STATE_TYPES.get(state) == "list":
@@ -325,8 +383,66 @@ class RedisBackend:
         _, entries = resp[0]
         return [(_s(eid), {_s(k): _s(v) for k, v in fields.items()}) for eid, fields in entries]
 
+    def last_event_id(self, queue: str) -> str:
+        """Id of the newest entry of the events stream, ``"0"`` when it is empty (what ``$`` starts after)."""
+        newest = self.client.xrevrange(self.keys(queue).events, count=1)
+        return _s(newest[0][0]) if newest else "0"
+
     def trim_events(self, queue: str, max_len: int) -> None:
         self.client.xtrim(self.keys(queue).events, maxlen=max_len, approximate=False)
+
+    # --- job schedulers ----------------------------------------------------------------------------------
+
+    def get_job_scheduler(self, queue: str, scheduler_id: str) -> dict[str, str] | None:
+        """A scheduler's stored settings (the ``repeat:<id>`` hash) plus ``next``, the due time of its pending
+        iteration from the ``repeat`` set; None when no such scheduler exists."""
+        k = self.keys(queue)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(f"{k.key('repeat')}:{scheduler_id}")
+        pipe.zscore(k.key("repeat"), scheduler_id)
+        raw, score = pipe.execute()
+        if not raw:
+            return None
+        fields = {_s(f): _s(v) for f, v in raw.items()}
+        if score is not None:
+            fields["next"] = str(int(score))
+        return fields
+
+    def get_job_scheduler_ids(self, queue: str) -> list[tuple[str, int]]:
+        """Every scheduler id with the due time of its pending iteration, soonest first."""
+        return [(_s(m), int(sc)) for m, sc in self.client.zrange(self.keys(queue).key("repeat"), 0, -1,
+                                                                     withscores=True)]
+
+    def add_job_scheduler(self, queue: str, scheduler_id: str, due_ms: int | None, name: str, data: str,
+                          opts_json: str, every: int | None, offset: int | None, start_date: int | None,
+                          settings: dict[str, str], now: int) -> str | int:
+        """Create or replace a scheduler and its pending iteration (see ``addJobScheduler.lua``). ``due_ms`` is the
+        first run of a ``pattern`` scheduler; an ``every`` one computes it in the script. Returns the iteration's
+        id, or -10 / -11 when the id is taken (nothing written)."""
+        flat = [x for pair in settings.items() for x in pair]
+        raw = self._run("addJobScheduler", queue, scheduler_id, "" if due_ms is None else due_ms, name, data,
+                        opts_json, "" if every is None else every, "" if offset is None else offset,
+                        "" if start_date is None else start_date, *flat, now=now)
+        return raw if isinstance(raw, int) else _s(raw)
+
+    def update_job_scheduler(self, queue: str, scheduler_id: str, producer_id: str, due_ms: int | None, name: str,
+                             data: str, opts_json: str, now: int) -> str | None:
+        """Create a scheduler's next iteration because ``producer_id``, its pending one, became active (see
+        ``updateJobScheduler.lua``). Returns the new id, or None when nothing was created."""
+        raw = self._run("updateJobScheduler", queue, scheduler_id, producer_id, "" if due_ms is None else due_ms,
+                        name, data, opts_json, now=now)
+        return None if isinstance(raw, int) else _s(raw)
+
+    def remove_job_scheduler(self, queue: str, scheduler_id: str) -> bool:
+        return bool(self._run("removeJobScheduler", queue, scheduler_id))
+
+    def clear_logs(self, queue: str, job_id: str, keep_logs: int | None) -> None:
+        """Drop a job's log lines, or all but the last ``keep_logs`` of them."""
+        key = self.keys(queue).job_logs(job_id)
+        if keep_logs:
+            self.client.ltrim(key, -keep_logs, -1)
+        else:
+            self.client.delete(key)
 
     def redrive(self, dlq: str, job_id: str) -> str:
         fields = self.client.hget(self.keys(dlq).job(job_id), "dlqSource")

@@ -1,6 +1,6 @@
 --[[
   cleanJobsInSet: remove jobs of one state older than a grace period (queue.clean). Emits one "cleaned"
-  event with the count, no per-job "removed". Spares a live job scheduler's pending iteration and locked jobs.
+  event with the count, no per-job "removed". Spares a job scheduler's pending iteration and locked jobs.
 
   Age is judged by: completed/failed → finishedOn; wait/paused → finishedOn, processedOn or timestamp;
   active → only unlocked jobs, by processedOn or timestamp; delayed → processedOn or timestamp;
@@ -39,10 +39,7 @@ for _, jobId in ipairs(ids) do
   else
     when = tonumber(f[1] or f[2] or f[3])
   end
-  local spare = false
-  if f[4] and redis.call("ZSCORE", keys["repeat"], f[4]) and state ~= "completed" and state ~= "failed" then
-    spare = true
-  end
+  local spare = f[4] and isSchedulerPendingJob(keys, jobId, jobKey)
   if state == "active" and redis.call("EXISTS", jobKey .. ":lock") == 1 then spare = true end
   if not spare and (when == nil or when <= cutoff) then
     if isList then

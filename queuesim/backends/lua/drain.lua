@@ -6,33 +6,28 @@
 ]]
 --@include "common"
 local keys = queueKeys()
-local function dropList(listKey)
-  for _, jobId in ipairs(redis.call("LRANGE", listKey, 0, -1)) do
-    removeJobKeys(keys.base .. jobId)
-  end
-  redis.call("DEL", listKey)
-end
-local function dropSet(setKey, spareSchedulers)
-  for _, jobId in ipairs(redis.call("ZRANGE", setKey, 0, -1)) do
+-- Drop every job of a list or sorted set except a job scheduler's pending iteration.
+local function drop(key, isList)
+  local ids
+  if isList then ids = redis.call("LRANGE", key, 0, -1) else ids = redis.call("ZRANGE", key, 0, -1) end
+  local spared = 0
+  for _, jobId in ipairs(ids) do
     local jobKey = keys.base .. jobId
-    local schedulerId = spareSchedulers and redis.call("HGET", jobKey, "rjk")
-    if not (schedulerId and redis.call("ZSCORE", keys["repeat"], schedulerId)) then
+    if isSchedulerPendingJob(keys, jobId, jobKey) then
+      spared = spared + 1
+    else
       releaseDedup(keys.base, jobKey, jobId)
       removeJobKeys(jobKey)
-      redis.call("ZREM", setKey, jobId)
+      if isList then redis.call("LREM", key, 0, jobId) else redis.call("ZREM", key, jobId) end
     end
   end
+  return spared
 end
-for _, listKey in ipairs({keys.wait, keys.paused}) do
-  for _, jobId in ipairs(redis.call("LRANGE", listKey, 0, -1)) do
-    releaseDedup(keys.base, keys.base .. jobId, jobId)
-  end
-  dropList(listKey)
-end
-dropSet(keys.prioritized, false)
-redis.call("DEL", keys.pc)
+drop(keys.wait, true)
+drop(keys.paused, true)
+if drop(keys.prioritized, false) == 0 then redis.call("DEL", keys.pc) end
 if ARGV[4] == "1" then
-  dropSet(keys.delayed, true)
+  drop(keys.delayed, false)
   refreshDelayMarker(keys.marker, keys.delayed)
 end
 return 0

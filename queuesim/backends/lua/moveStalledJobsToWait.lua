@@ -23,10 +23,14 @@ local maxStalled = tonumber(ARGV[4])
 redis.call("XTRIM", keys.events, "MAXLEN", "~", meta.maxEvents)
 
 local recovered = {}
-local marked = redis.call("SMEMBERS", keys.stalled)
-for _, jobId in ipairs(marked) do
+local marked = {}
+for _, jobId in ipairs(redis.call("SMEMBERS", keys.stalled)) do marked[jobId] = true end
+-- Walk the active list (newest fetch first) rather than the set, whose order depends on how the server stores
+-- it: the order is then the same everywhere, and as each job is pushed to the head the oldest runs first.
+for _, jobId in ipairs(redis.call("LRANGE", keys.active, 0, -1)) do
   local jobKey = keys.base .. jobId
-  if redis.call("EXISTS", jobKey .. ":lock") == 0 and redis.call("LREM", keys.active, 1, jobId) > 0 then
+  if marked[jobId] and redis.call("EXISTS", jobKey .. ":lock") == 0
+      and redis.call("LREM", keys.active, 1, jobId) > 0 then
     local stalls = redis.call("HINCRBY", jobKey, "stc", 1)
     if stalls > maxStalled then
       local schedulerId = redis.call("HGET", jobKey, "rjk")

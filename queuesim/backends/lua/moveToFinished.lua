@@ -14,10 +14,12 @@
   ARGV[14..17] for the fetch: lock duration, limiter max, limiter duration, worker name
   ARGV[18]     lock token for the next job
 
-  Returns 0 or a fetch result (see includes/fetch.lua); a negative number is an error code.
+  Returns 0 or a fetch result (see includes/fetch.lua); a negative number is an error code (-4: a flow parent
+  with pending children, -9: a flow parent with a child that failed it, both only when completing).
 ]]
 --@include "common"
 --@include "fetch"
+--@include "flows"
 local keys = queueKeys()
 local meta = readMeta(keys.meta)
 local now, jobId, token, target = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
@@ -25,15 +27,69 @@ local value, stacktrace, maxAttempts = ARGV[7], ARGV[8], tonumber(ARGV[9])
 local keepCount, keepAge, keepLimit = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local jobKey = keys.base .. jobId
 
+if target == "completed" and redis.call("EXISTS", jobKey) == 1 then
+  -- a flow parent completes only when every child is done and none failed it
+  if redis.call("SCARD", jobKey .. ":dependencies") ~= 0 then return -4 end
+  if redis.call("ZCARD", jobKey .. ":unsuccessful") ~= 0 then return -9 end
+end
 local code = leaveActive(keys, jobKey, jobId, token)
 if code ~= 0 then return code end
 
+-- Trim first, then write this finish's own events without a length cap, so that even with maxLenEvents 0 a
+-- reader still finds the last "completed"/"failed" (and "drained") in the stream.
 redis.call("XTRIM", keys.events, "MAXLEN", "~", meta.maxEvents)
-releaseDedup(keys.base, jobKey, jobId)
+local function emitUntrimmed(...)
+  redis.call("XADD", keys.events, "*", ...)
+end
+local deid = releaseDedupOnFinish(keys.base, jobKey, jobId)
+if deid then
+  -- deduplication keepLastIfActive: the newest duplicate added while this job ran becomes a job now, with
+  -- the id it would have had then
+  local nextKey = keys.base .. "dn:" .. deid
+  local kept = redis.call("HMGET", nextKey, "name", "data", "opts", "jid")
+  if kept[1] then
+    local counter = tostring(redis.call("INCR", keys.id))
+    local keptId = kept[4] or counter
+    local keptKey = keys.base .. keptId
+    local keptOpts = cjson.decode(kept[3])
+    local de = keptOpts["de"]
+    local ttl = type(de) == "table" and tonumber(de["ttl"]) or nil
+    if type(de) == "table" and not de["keepLastIfActive"] and ttl and ttl > 0 then
+      redis.call("SET", keys.base .. "de:" .. deid, keptId, "PX", ttl)
+    else
+      redis.call("SET", keys.base .. "de:" .. deid, keptId)
+    end
+    local keptDelay = tonumber(keptOpts["delay"] or 0) or 0
+    local keptPriority = tonumber(keptOpts["priority"] or 0) or 0
+    redis.call("HSET", keptKey, "name", kept[1], "data", kept[2], "opts", kept[3], "timestamp", now,
+      "delay", keptDelay, "priority", keptPriority, "deid", deid)
+    emitUntrimmed("event", "added", "jobId", keptId, "name", kept[1])
+    if keptDelay > 0 then
+      addDelayed(keys.delayed, keptId, now + keptDelay)
+      emit(keys.events, meta.maxEvents, "event", "delayed", "jobId", keptId, "delay", now + keptDelay)
+      refreshDelayMarker(keys.marker, keys.delayed)
+    else
+      addReady(keys, meta, keptId, keptPriority, keptOpts["lifo"] == true)
+      addBaseMarkerIfReady(keys.marker, meta, keys.active)
+      emit(keys.events, meta.maxEvents, "event", "waiting", "jobId", keptId)
+    end
+    redis.call("DEL", nextKey)
+  end
+end
 local attemptsMade = redis.call("HINCRBY", jobKey, "atm", 1)
 local field = "returnvalue"
 if target == "failed" then field = "failedReason" end
 if stacktrace ~= "" then redis.call("HSET", jobKey, "stacktrace", stacktrace) end
+
+-- a flow child tells its parent, before its own hash may be removed below
+local parentRef = readParentRef(jobKey)
+if parentRef then
+  if target == "completed" then
+    childCompleted(parentRef, jobKey, value, now)
+  else
+    childFailed(parentRef, jobKey, value, now)
+  end
+end
 
 local deadLetter = target == "failed" and meta.dlq
 if deadLetter then
@@ -75,15 +131,15 @@ else
 end
 
 if target == "failed" then
-  emit(keys.events, meta.maxEvents, "event", "failed", "jobId", jobId, "failedReason", value, "prev", "active")
+  emitUntrimmed("event", "failed", "jobId", jobId, "failedReason", value, "prev", "active")
   if attemptsMade >= maxAttempts then
-    emit(keys.events, meta.maxEvents, "event", "retries-exhausted", "jobId", jobId, "attemptsMade", attemptsMade)
+    emitUntrimmed("event", "retries-exhausted", "jobId", jobId, "attemptsMade", attemptsMade)
   end
   if deadLetter then
-    emit(keys.events, meta.maxEvents, "event", "dead-lettered", "jobId", jobId, "deadLetterQueue", meta.dlq)
+    emitUntrimmed("event", "dead-lettered", "jobId", jobId, "deadLetterQueue", meta.dlq)
   end
 else
-  emit(keys.events, meta.maxEvents, "event", "completed", "jobId", jobId, "returnvalue", value, "prev", "active")
+  emitUntrimmed("event", "completed", "jobId", jobId, "returnvalue", value, "prev", "active")
 end
 
 if ARGV[13] == "1" then
@@ -91,12 +147,12 @@ if ARGV[13] == "1" then
     tonumber(ARGV[15]), tonumber(ARGV[16]), ARGV[17])
   if result[2] ~= 0 or result[3] ~= 0 or result[4] ~= 0 or result[5] ~= 0 then return result end
   if redis.call("LLEN", keys.active) == 0 then
-    emit(keys.events, meta.maxEvents, "event", "drained")
+    emitUntrimmed("event", "drained")
   end
   return result
 end
 if redis.call("LLEN", keys.wait) == 0 and redis.call("LLEN", keys.active) == 0
     and redis.call("ZCARD", keys.prioritized) == 0 then
-  emit(keys.events, meta.maxEvents, "event", "drained")
+  emitUntrimmed("event", "drained")
 end
 return 0

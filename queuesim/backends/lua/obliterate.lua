@@ -20,13 +20,15 @@ end
 for _, schedulerId in ipairs(redis.call("ZRANGE", keys["repeat"], 0, -1)) do
   redis.call("DEL", keys["repeat"] .. ":" .. schedulerId)
 end
--- dedup keys of this queue
-local cursor = "0"
-repeat
-  local page = redis.call("SCAN", cursor, "MATCH", keys.base .. "de:*", "COUNT", 1000)
-  cursor = page[1]
-  for _, k in ipairs(page[2]) do redis.call("DEL", k) end
-until cursor == "0"
+-- deduplication keys of this queue, and the jobs kept for later by keepLastIfActive
+for _, pattern in ipairs({"de:*", "dn:*"}) do
+  local cursor = "0"
+  repeat
+    local page = redis.call("SCAN", cursor, "MATCH", keys.base .. pattern, "COUNT", 1000)
+    cursor = page[1]
+    for _, k in ipairs(page[2]) do redis.call("DEL", k) end
+  until cursor == "0"
+end
 redis.call("DEL", keys.wait, keys.paused, keys.active, keys.prioritized, keys.pc, keys.delayed, keys.completed,
   keys.failed, keys.stalled, keys.stalledCheck, keys.id, keys.meta, keys.events, keys.marker, keys.limiter,
   keys.waitingChildren, keys["repeat"], keys.base .. "metrics:completed", keys.base .. "metrics:failed")

@@ -12,9 +12,8 @@ local jobId = ARGV[4]
 local jobKey = keys.base .. jobId
 if redis.call("EXISTS", jobKey) == 0 then return 0 end
 if redis.call("EXISTS", jobKey .. ":lock") == 1 then return -2 end
-local schedulerId = redis.call("HGET", jobKey, "rjk")
+if isSchedulerPendingJob(keys, jobId, jobKey) then return -8 end
 local where = findJobKeyName(keys, jobId)
-if schedulerId and where == "delayed" and redis.call("ZSCORE", keys["repeat"], schedulerId) then return -8 end
 if where == "wait" or where == "paused" or where == "active" then
   redis.call("LREM", keys[where], 0, jobId)
 elseif where ~= "unknown" then

@@ -120,13 +120,14 @@ local function removeJobKeys(jobKey)
     jobKey .. ":processed", jobKey .. ":failed", jobKey .. ":unsuccessful")
 end
 
--- Release a deduplication key when this job still owns it.
+-- A removed job releases its deduplication key when it still owns it, and drops the duplicate kept for later
+-- by keepLastIfActive.
 local function releaseDedup(base, jobKey, jobId)
   local deid = redis.call("HGET", jobKey, "deid")
   if deid then
     local deKey = base .. "de:" .. deid
     if redis.call("GET", deKey) == jobId then
-      redis.call("DEL", deKey)
+      redis.call("DEL", deKey, base .. "dn:" .. deid)
     end
   end
 end
@@ -187,4 +188,29 @@ end
 
 local function hashToArray(jobKey)
   return redis.call("HGETALL", jobKey)
+end
+
+-- Is this job the pending iteration of a live job scheduler? The "repeat" set holds, per scheduler, the due
+-- time of its next iteration, whose id is "repeat:<schedulerId>:<dueMs>". Such a job cannot be removed,
+-- drained or cleaned directly (BullMQ's code -8): only the scheduler itself may replace or remove it.
+local function isSchedulerPendingJob(keys, jobId, jobKey)
+  local schedulerId = redis.call("HGET", jobKey, "rjk")
+  if not schedulerId then return false end
+  local due = redis.call("ZSCORE", keys["repeat"], schedulerId)
+  if not due then return false end
+  return jobId == "repeat:" .. schedulerId .. ":" .. due
+end
+
+-- A finishing job (completed or failed for good) gives up its deduplication key. A key with a ttl stays until
+-- it expires (throttle / debounce windows outlive the job); one without a ttl is deleted when this job still
+-- owns it. Returns the deduplication id (nil when the job has none).
+local function releaseDedupOnFinish(base, jobKey, jobId)
+  local deid = redis.call("HGET", jobKey, "deid")
+  if not deid then return nil end
+  local deKey = base .. "de:" .. deid
+  local pttl = redis.call("PTTL", deKey)
+  if pttl == 0 or (pttl == -1 and redis.call("GET", deKey) == jobId) then
+    redis.call("DEL", deKey)
+  end
+  return deid
 end
