@@ -20,10 +20,6 @@ from queuesim.options import JobOptions, KeepJobs, validate_prefix, validate_que
 
 __all__ = ["RedisBackend"]
 
-#: KEYS[1..17] of every script, in order (see lua/includes/common.lua).
-_KEY_ORDER = ("wait", "paused", "active", "prioritized", "pc", "delayed", "completed", "failed", "stalled",
-              "stalled-check", "id", "meta", "events", "marker", "limiter", "waiting-children", "repeat")
-
 _STATE_TYPES = {
     "wait": "list", "paused": "list", "active": "list", "waiting": "list",
     "prioritized": "zset", "delayed": "zset", "completed": "zset", "failed": "zset", "waiting-children": "zset",
@@ -59,17 +55,59 @@ class RedisBackend:
         return QueueKeys(self.prefix, queue)
 
     def _queue_keys(self, queue: str) -> list[str]:
+        """KEYS of every script: the queue's meta key only (the scripts build the other names)."""
         keys = self._keys.get(queue)
         if keys is None:
             validate_queue_name(queue)
             base = f"{self.prefix}:{queue}:"
-            keys = self._keys[queue] = [base + suffix for suffix in _KEY_ORDER]
+            keys = self._keys[queue] = [base + "meta"]
         return keys
 
     def _run(self, script: str, queue: str, *args: Any, now: int | None = None) -> Any:
-        s: Script = load_script(script)
         when = self.clock.now_ms() if now is None else now
-        return s(self.client, self._queue_keys(queue), [self.prefix, queue, when, *args])
+        return self._call_many(load_script(script), queue, [[when, *args]])[0]
+
+    def _call_many(self, script: Script, queue: str, arg_lists: list[list[Any]]) -> list[Any]:
+        """Run ``script`` once per argument list, in one round trip, and return the replies in order.
+
+        The calls are packed by hand (see :func:`~queuesim.backends.scripts.resp_command`) and sent on one
+        pooled connection. A NOSCRIPT reply (server restarted or flushed) loads the script and sends again:
+        NOSCRIPT means none of the calls ran. An error reply of one call is raised after every reply was read,
+        so the connection stays in step.
+        """
+        keys = self._queue_keys(queue)
+        packets = b"".join(script.packed(keys, [self.prefix, queue, *args], 2) for args in arg_lists)
+        replies = self._send(packets, len(arg_lists))
+        if any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
+            self.client.script_load(script.source)
+            replies = self._send(packets, len(arg_lists))
+        for r in replies:
+            if isinstance(r, redis.exceptions.ResponseError):
+                raise r
+        return replies
+
+    def _send(self, packets: bytes, count: int) -> list[Any]:
+        pool = self.client.connection_pool
+        conn = pool.get_connection()
+        try:
+            try:
+                conn.send_packed_command([packets])
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                # a stale pooled connection (e.g. after a server restart): nothing was executed, try a fresh one
+                conn.disconnect()
+                conn.send_packed_command([packets])
+            replies: list[Any] = []
+            for _ in range(count):
+                try:
+                    replies.append(conn.read_response())
+                except redis.exceptions.ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
 
     @staticmethod
     def _check(code: Any, job_id: str, command: str, state: str = "expected") -> None:
@@ -151,19 +189,13 @@ class RedisBackend:
         return [self._add_result(raw, item[3]) for raw, item in zip(pipe.execute(), jobs, strict=True)]
 
     def add_jobs(self, queue: str, jobs: list[tuple[str, str, JobOptions, int]]) -> list[AddResult]:
-        """Add many jobs in one round trip (a pipeline of script calls; each add stays atomic)."""
+        """Add many jobs in one round trip (the script calls are pipelined; each add stays atomic)."""
         if not jobs:
             return []
-        script = load_script("addJob")
-        keys = self._queue_keys(queue)
         now = self.clock.now_ms()
-        if not self.client.script_exists(script.sha)[0]:
-            self.client.script_load(script.source)
-        pipe = self.client.pipeline(transaction=False)
-        args = [self._add_args(name, data, opts, ts, None) for name, data, opts, ts in jobs]
-        for one in args:
-            pipe.evalsha(script.sha, len(keys), *keys, self.prefix, queue, now, *one)
-        return [self._add_result(raw, job[2]) for raw, job in zip(pipe.execute(), jobs, strict=True)]
+        args = [[now, *self._add_args(name, data, opts, ts, None)] for name, data, opts, ts in jobs]
+        replies = self._call_many(load_script("addJob"), queue, args)
+        return [self._add_result(raw, job[2]) for raw, job in zip(replies, jobs, strict=True)]
 
     # --- workers -----------------------------------------------------------------------------------------
 
@@ -435,6 +467,24 @@ class RedisBackend:
 
     def remove_job_scheduler(self, queue: str, scheduler_id: str) -> bool:
         return bool(self._run("removeJobScheduler", queue, scheduler_id))
+
+    def get_dependencies(self, queue: str, job_id: str) -> dict[str, Any]:
+        """A flow parent's children: ``processed`` (child key → return value JSON), ``unprocessed`` (keys still
+        pending, sorted), ``failed`` (keys of children that failed it, oldest first) and ``ignored`` (child key
+        → failed reason)."""
+        key = self.keys(queue).job(job_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(f"{key}:processed")
+        pipe.smembers(f"{key}:dependencies")
+        pipe.zrange(f"{key}:unsuccessful", 0, -1)
+        pipe.hgetall(f"{key}:failed")
+        processed, pending, failed, ignored = pipe.execute()
+        return {
+            "processed": {_s(k): _s(v) for k, v in processed.items()},
+            "unprocessed": sorted(_s(k) for k in pending),
+            "failed": [_s(k) for k in failed],
+            "ignored": {_s(k): _s(v) for k, v in ignored.items()},
+        }
 
     def clear_logs(self, queue: str, job_id: str, keep_logs: int | None) -> None:
         """Drop a job's log lines, or all but the last ``keep_logs`` of them."""

@@ -1,7 +1,7 @@
 --[[
   addJob: store a new job and put it in delayed, prioritized or wait (paused).
 
-  KEYS[1..17]  the queue keys
+  KEYS[1]      the queue's meta key
   ARGV[1..3]   prefix, queue name, now
   ARGV[4]      custom job id ("" = next counter value)
   ARGV[5]      name

@@ -7,7 +7,7 @@
   stored offset carry over. When the iteration id is taken by another job (an old finished iteration, or the one
   running now), an "every" scheduler moves on slot by slot (up to 32); a "pattern" one gives up (-10).
 
-  KEYS[1..17]  the queue keys
+  KEYS[1]      the queue's meta key
   ARGV[1..3]   prefix, queue name, now
   ARGV[4]      scheduler id
   ARGV[5]      due time of the first iteration (ms) for a "pattern" scheduler ("" for "every")

@@ -1,7 +1,7 @@
 --[[
   addLog: append a line to a job's log, keeping only the last N lines when asked.
 
-  KEYS[1..17] the queue keys; ARGV[1..3] prefix, queue name, now; ARGV[4] job id; ARGV[5] line;
+  KEYS[1]      the queue's meta key; ARGV[1..3] prefix, queue name, now; ARGV[4] job id; ARGV[5] line;
   ARGV[6] keep the last N lines ("" = all). Returns the number of lines kept, or -1 if the job is missing.
 ]]
 --@include "common"

@@ -1,7 +1,7 @@
 --[[
   changeDelay: a delayed job becomes due at now + delay.
 
-  KEYS[1..17] the queue keys; ARGV[1..3] prefix, queue name, now; ARGV[4] job id; ARGV[5] delay (ms).
+  KEYS[1]      the queue's meta key; ARGV[1..3] prefix, queue name, now; ARGV[4] job id; ARGV[5] delay (ms).
   Returns 0, -1 (missing) or -3 (not delayed).
 ]]
 --@include "common"

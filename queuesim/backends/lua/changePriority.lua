@@ -3,7 +3,7 @@
   (priority 0: wait, at the head when lifo; >0: tail of the band, or its head when lifo).
   The priority field is always written.
 
-  KEYS[1..17] the queue keys; ARGV[1..3] prefix, queue name, now; ARGV[4] job id; ARGV[5] priority;
+  KEYS[1]      the queue's meta key; ARGV[1..3] prefix, queue name, now; ARGV[4] job id; ARGV[5] priority;
   ARGV[6] lifo ("1"/"0"). Returns 0 or -1 (missing).
 ]]
 --@include "common"

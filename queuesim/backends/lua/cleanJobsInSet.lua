@@ -6,7 +6,7 @@
   active → only unlocked jobs, by processedOn or timestamp; delayed → processedOn or timestamp;
   prioritized → timestamp.
 
-  KEYS[1..17] the queue keys; ARGV[1..3] prefix, queue name, now; ARGV[4] state key name;
+  KEYS[1]      the queue's meta key; ARGV[1..3] prefix, queue name, now; ARGV[4] state key name;
   ARGV[5] cutoff time (ms): jobs at or before it go; ARGV[6] limit (0 = all).
   Returns the removed ids.
 ]]

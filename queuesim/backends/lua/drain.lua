@@ -2,7 +2,7 @@
   drain: delete every waiting (wait, paused) and prioritized job, and the delayed ones when asked.
   Active, completed and failed jobs stay; a job scheduler's pending iteration is spared. No event.
 
-  KEYS[1..17] the queue keys; ARGV[1..3] prefix, queue name, now; ARGV[4] include delayed ("1"/"0").
+  KEYS[1]      the queue's meta key; ARGV[1..3] prefix, queue name, now; ARGV[4] include delayed ("1"/"0").
 ]]
 --@include "common"
 local keys = queueKeys()

@@ -1,7 +1,7 @@
 --[[
   extendLocks: a worker renews the locks of the jobs it is running.
 
-  KEYS[1..17]  the queue keys
+  KEYS[1]      the queue's meta key
   ARGV[1..3]   prefix, queue name, now
   ARGV[4]      lock duration (ms)
   ARGV[5..]    pairs of job id, token

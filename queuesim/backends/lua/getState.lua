@@ -1,7 +1,7 @@
 --[[
   getState: the state of a job, as getState reports it ("waiting" for wait or paused).
 
-  KEYS[1..17] the queue keys; ARGV[1..3] prefix, queue name, now; ARGV[4] job id.
+  KEYS[1]      the queue's meta key; ARGV[1..3] prefix, queue name, now; ARGV[4] job id.
 ]]
 --@include "common"
 local keys = queueKeys()

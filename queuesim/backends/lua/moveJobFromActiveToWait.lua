@@ -2,7 +2,7 @@
   moveJobFromActiveToWait: the processor raised RateLimitError. The job goes back to the head of wait (or the
   head of its priority band) without using an attempt.
 
-  KEYS[1..17]  the queue keys
+  KEYS[1]      the queue's meta key
   ARGV[1..3]   prefix, queue name, now
   ARGV[4]      job id
   ARGV[5]      lock token

@@ -2,7 +2,7 @@
   moveJobsToWait: retryJobs / promoteJobs. Up to `count` jobs of a set (failed, completed or delayed) with a
   score not above `timestamp` go to wait (or paused), ignoring their priority, finish fields cleared.
 
-  KEYS[1..17] the queue keys; ARGV[1..3] prefix, queue name, now; ARGV[4] state; ARGV[5] count;
+  KEYS[1]      the queue's meta key; ARGV[1..3] prefix, queue name, now; ARGV[4] state; ARGV[5] count;
   ARGV[6] timestamp (for delayed: a due time). Returns how many jobs moved (the caller loops while > 0).
 ]]
 --@include "common"

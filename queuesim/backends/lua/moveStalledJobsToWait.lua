@@ -6,7 +6,7 @@
   max_stalled_count it is marked with a deferred failure ("defa") that the next worker to fetch it applies.
   Then every job now active is marked for the next check.
 
-  KEYS[1..17]  the queue keys
+  KEYS[1]      the queue's meta key
   ARGV[1..3]   prefix, queue name, now
   ARGV[4]      max stalled count
   ARGV[5]      stalled interval (ms)

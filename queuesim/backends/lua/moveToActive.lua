@@ -1,7 +1,7 @@
 --[[
   moveToActive: a worker fetches its next job.
 
-  KEYS[1..17]  the queue keys (see includes/common.lua)
+  KEYS[1]      the queue's meta key (see includes/common.lua)
   ARGV[1..3]   prefix, queue name, now
   ARGV[4]      lock token ("0" = no lock)
   ARGV[5]      lock duration (ms)

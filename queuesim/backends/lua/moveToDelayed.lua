@@ -2,7 +2,7 @@
   moveToDelayed: an active job waits until a due time, either for a retry with backoff (uses an attempt) or
   because its processor asked for it (job.move_to_delayed: skip_attempt, costs no attempt).
 
-  KEYS[1..17]  the queue keys
+  KEYS[1]      the queue's meta key
   ARGV[1..3]   prefix, queue name, now
   ARGV[4]      job id
   ARGV[5]      lock token

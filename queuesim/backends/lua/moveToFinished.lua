@@ -1,7 +1,7 @@
 --[[
   moveToFinished: an active job completed or failed for good.
 
-  KEYS[1..17]  the queue keys
+  KEYS[1]      the queue's meta key
   ARGV[1..3]   prefix, queue name, now
   ARGV[4]      job id
   ARGV[5]      lock token

@@ -2,7 +2,7 @@
   obliterate: delete the whole queue — every job with its sub-keys, then the queue's own keys.
   The caller pauses the queue first (so a refusal leaves it paused, as in BullMQ).
 
-  KEYS[1..17] the queue keys; ARGV[1..3] prefix, queue name, now; ARGV[4] force ("1"/"0").
+  KEYS[1]      the queue's meta key; ARGV[1..3] prefix, queue name, now; ARGV[4] force ("1"/"0").
   Returns 0, or -1 when active jobs exist and force is not given.
 ]]
 --@include "common"

@@ -2,7 +2,7 @@
   pause: pause or resume the whole queue. Pausing renames wait to paused (new jobs go to paused), drops the
   wake-up marker and sets meta.paused; resuming does the reverse. Active jobs finish normally.
 
-  KEYS[1..17] the queue keys; ARGV[1..3] prefix, queue name, now; ARGV[4] "paused" or "resumed".
+  KEYS[1]      the queue's meta key; ARGV[1..3] prefix, queue name, now; ARGV[4] "paused" or "resumed".
 ]]
 --@include "common"
 local keys = queueKeys()

@@ -1,7 +1,7 @@
 --[[
   promote: make a delayed job ready now (keeps its priority, ignores lifo).
 
-  KEYS[1..17] the queue keys; ARGV[1..3] prefix, queue name, now; ARGV[4] job id.
+  KEYS[1]      the queue's meta key; ARGV[1..3] prefix, queue name, now; ARGV[4] job id.
   Returns 0, or -3 when the job is not delayed.
 ]]
 --@include "common"

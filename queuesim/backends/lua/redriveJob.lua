@@ -2,7 +2,7 @@
   redriveJob (queuesim extension): send a dead job from a dead-letter queue back to the queue it came from,
   with fresh attempts (attemptsMade, attemptsStarted and stalledCounter reset), as a ready job.
 
-  KEYS[1..17]  the keys of the SOURCE queue
+  KEYS[1]      the meta key of the SOURCE queue
   ARGV[1..3]   prefix, source queue name, now
   ARGV[4]      dead-letter queue name
   ARGV[5]      job id

@@ -2,7 +2,7 @@
   removeJob: delete a job from whatever state it is in, with its logs and sub-keys; emit "removed".
   Refused while a worker holds the job's lock, and for a job scheduler's pending iteration.
 
-  KEYS[1..17] the queue keys; ARGV[1..3] prefix, queue name, now; ARGV[4] job id.
+  KEYS[1]      the queue's meta key; ARGV[1..3] prefix, queue name, now; ARGV[4] job id.
   Returns 1 when removed, 0 when the job does not exist, -2 when locked, -8 when owned by a scheduler.
 ]]
 --@include "common"

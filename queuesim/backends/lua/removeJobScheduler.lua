@@ -2,7 +2,7 @@
   removeJobScheduler: delete a job scheduler and its pending iteration when that one is still delayed
   ("removed" event). Iterations already waiting, running or finished stay as ordinary jobs.
 
-  KEYS[1..17] the queue keys; ARGV[1..3] prefix, queue name, now; ARGV[4] scheduler id.
+  KEYS[1]      the queue's meta key; ARGV[1..3] prefix, queue name, now; ARGV[4] scheduler id.
   Returns 1 when the scheduler existed, 0 otherwise.
 ]]
 --@include "common"

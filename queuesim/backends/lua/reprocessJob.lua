@@ -2,7 +2,7 @@
   reprocessJob: run a finished job again (job.retry). It leaves the completed/failed set for wait (or paused),
   ignoring its priority, with its finish fields cleared.
 
-  KEYS[1..17] the queue keys; ARGV[1..3] prefix, queue name, now; ARGV[4] job id;
+  KEYS[1]      the queue's meta key; ARGV[1..3] prefix, queue name, now; ARGV[4] job id;
   ARGV[5] state ("failed"/"completed"); ARGV[6] reset attempts made ("1"/"0"); ARGV[7] reset attempts started.
   Returns 0, -1 (missing) or -3 (not in that state).
 ]]

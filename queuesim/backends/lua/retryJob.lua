@@ -1,7 +1,7 @@
 --[[
   retryJob: a failed attempt with attempts left and no backoff goes straight back to wait / prioritized.
 
-  KEYS[1..17]  the queue keys
+  KEYS[1]      the queue's meta key
   ARGV[1..3]   prefix, queue name, now
   ARGV[4]      job id
   ARGV[5]      lock token

@@ -4,7 +4,7 @@
   schedule). Only the iteration the scheduler points at moves it on: fetching an older iteration again (after a
   stall or a retry) changes nothing. The caller has already checked "limit" and "endDate".
 
-  KEYS[1..17]  the queue keys
+  KEYS[1]      the queue's meta key
   ARGV[1..3]   prefix, queue name, now
   ARGV[4]      scheduler id
   ARGV[5]      id of the iteration that just became active (it gets "nrjid", the next iteration's id)

@@ -1,7 +1,7 @@
 --[[
   updateProgress: store a job's progress and emit "progress".
 
-  KEYS[1..17] the queue keys; ARGV[1..3] prefix, queue name, now; ARGV[4] job id; ARGV[5] progress (JSON).
+  KEYS[1]      the queue's meta key; ARGV[1..3] prefix, queue name, now; ARGV[4] job id; ARGV[5] progress (JSON).
   Returns 0, or -1 when the job does not exist.
 ]]
 --@include "common"

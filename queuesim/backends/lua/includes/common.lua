@@ -1,7 +1,7 @@
 --[[
   Shared helpers of queuesim's Lua scripts (expanded into each script by the loader).
 
-  Conventions: every timestamp is passed in by the caller (ms); the queue's keys are passed in KEYS and
+  Conventions: every timestamp is passed in by the caller (ms); the queue's meta key is KEYS[1] and
   job keys are built from the queue base "<prefix>:<queue>:" given in ARGV; scores follow BullMQ v5:
     prioritized score = priority * 2^32 + (INCR pc mod 2^32)
     delayed score     = due_ms * 4096 + n  (n keeps FIFO order among up to 4096 jobs due in the same ms)
@@ -146,18 +146,24 @@ local function findJobKeyName(keys, jobId)
 end
 
 --[[
-  Every script receives the same queue keys in KEYS[1..17] and the same three first arguments:
+  Every script receives one key, KEYS[1] = the queue's meta key (declared so that Redis Cluster routes the call;
+  with a hash-tag prefix such as "{bull}" every key of the queue lives in that same slot), and the same three
+  first arguments:
     ARGV[1] = key prefix, ARGV[2] = queue name, ARGV[3] = now (ms).
+  The other key names are built here, so a call carries 4 arguments less per key than passing them all.
   Script-specific arguments start at ARGV[4].
 ]]
 local function queueKeys()
   local prefix, queue = ARGV[1], ARGV[2]
+  local base = prefix .. ":" .. queue .. ":"
   return {
-    wait = KEYS[1], paused = KEYS[2], active = KEYS[3], prioritized = KEYS[4], pc = KEYS[5],
-    delayed = KEYS[6], completed = KEYS[7], failed = KEYS[8], stalled = KEYS[9], stalledCheck = KEYS[10],
-    id = KEYS[11], meta = KEYS[12], events = KEYS[13], marker = KEYS[14], limiter = KEYS[15],
-    waitingChildren = KEYS[16], ["repeat"] = KEYS[17],
-    prefix = prefix, queue = queue, base = prefix .. ":" .. queue .. ":",
+    wait = base .. "wait", paused = base .. "paused", active = base .. "active",
+    prioritized = base .. "prioritized", pc = base .. "pc", delayed = base .. "delayed",
+    completed = base .. "completed", failed = base .. "failed", stalled = base .. "stalled",
+    stalledCheck = base .. "stalled-check", id = base .. "id", meta = KEYS[1], events = base .. "events",
+    marker = base .. "marker", limiter = base .. "limiter", waitingChildren = base .. "waiting-children",
+    ["repeat"] = base .. "repeat",
+    prefix = prefix, queue = queue, base = base,
   }
 end
 
