@@ -37,7 +37,13 @@ class OptionError(QueuesimError, ValueError):
 
     def __init__(self, field: str, message: str) -> None:
         self.field = field
-        super().__init__(f"{field}: {message}")
+        self.message = message
+        # both parts as args, so the error can be rebuilt from them (pickling to and from a worker process,
+        # SimPy re-raising a process's error); the text stays "field: message"
+        super().__init__(field, message)
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
 
 
 class ScriptError(QueuesimError):

@@ -168,14 +168,10 @@ def add_flow(connection: Connection, flow: Mapping[str, Any]) -> FlowNode:
 # --- reading what the children left for their parent ---------------------------------------------------------
 
 
-def _client_and_key(job: Job) -> tuple[Any, str]:
+def _dependencies(job: Job) -> dict[str, Any]:
     if job.queue is None:
         raise OptionError("job", f"job {job.id} is not bound to a queue")
-    return job.queue.connection.client, job.queue.keys.job(job.id)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return job.queue.backend.get_dependencies(job.queue.name, job.id)
 
 
 def _loads(text: str) -> Any:
@@ -188,24 +184,17 @@ def _loads(text: str) -> Any:
 def get_children_values(job: Job) -> dict[str, Any]:
     """The return values of the parent's completed children, by child job key (BullMQ's
     ``getChildrenValues``)."""
-    client, key = _client_and_key(job)
-    return {_text(k): _loads(_text(v)) for k, v in client.hgetall(f"{key}:processed").items()}
+    return {k: _loads(v) for k, v in _dependencies(job)["processed"].items()}
 
 
 def get_failed_children_values(job: Job) -> dict[str, str]:
     """Failed reasons of the children that failed with ``ignore_dependency_on_failure`` or
     ``continue_parent_on_failure``, by child job key."""
-    client, key = _client_and_key(job)
-    return {_text(k): _text(v) for k, v in client.hgetall(f"{key}:failed").items()}
+    return _dependencies(job)["ignored"]
 
 
 def get_dependencies(job: Job) -> dict[str, Any]:
     """Where the parent's children stand: ``processed`` (key → return value), ``unprocessed`` (keys still
     pending), ``failed`` (keys of children that failed the parent) and ``ignored`` (key → failed reason)."""
-    client, key = _client_and_key(job)
-    return {
-        "processed": get_children_values(job),
-        "unprocessed": sorted(_text(k) for k in client.smembers(f"{key}:dependencies")),
-        "failed": [_text(k) for k in client.zrange(f"{key}:unsuccessful", 0, -1)],
-        "ignored": get_failed_children_values(job),
-    }
+    deps = _dependencies(job)
+    return {**deps, "processed": {k: _loads(v) for k, v in deps["processed"].items()}}

@@ -18,7 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["HealthReport", "HealthStatus", "QueueSnapshot", "assess", "snapshot_from_jobs"]
+from queuesim.errors import OptionError
+
+__all__ = ["HealthReport", "HealthRules", "HealthStatus", "QueueSnapshot", "assess", "snapshot_from_jobs"]
 
 
 class HealthStatus(StrEnum):
@@ -58,15 +60,35 @@ class HealthReport:
     snapshot: QueueSnapshot = field(default_factory=QueueSnapshot)
 
 
-#: The seed's thresholds.
-WAITING_WARNING = 1000
-ERROR_RATE_WARNING_PCT = 20.0
-ERROR_RATE_CRITICAL_PCT = 50.0
-SLOW_PROCESSING_MS = 30_000
+@dataclass(frozen=True, slots=True)
+class HealthRules:
+    """Thresholds of the rules (the seed's values by default) and how often / over what window they run."""
+
+    interval_ms: int = 30_000
+    window_ms: int = 60_000
+    waiting_warning: int = 1000
+    error_rate_warning: float = 0.20
+    error_rate_critical: float = 0.50
+    slow_processing_ms: int = 30_000
+
+    def __post_init__(self) -> None:
+        for name in ("interval_ms", "window_ms", "slow_processing_ms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise OptionError(name, f"must be an integer number of ms >= 1, got {value!r}")
+        if isinstance(self.waiting_warning, bool) or not isinstance(self.waiting_warning, int):
+            raise OptionError("waiting_warning", f"must be an integer, got {self.waiting_warning!r}")
+        for name in ("error_rate_warning", "error_rate_critical"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise OptionError(name, f"must be a fraction between 0 and 1, got {value!r}")
 
 
-def assess(s: QueueSnapshot) -> HealthReport:
-    """Apply the seed's rules, in the seed's order, and return the status with its alerts."""
+DEFAULT_RULES = HealthRules()
+
+
+def assess(s: QueueSnapshot, rules: HealthRules = DEFAULT_RULES) -> HealthReport:
+    """Apply the rules, in the seed's order, and return the status with its alerts."""
     alerts: list[str] = []
     status = HealthStatus.HEALTHY
 
@@ -78,16 +100,16 @@ def assess(s: QueueSnapshot) -> HealthReport:
     if s.paused:
         alerts.append("Queue is paused")
         raise_to(HealthStatus.CRITICAL)
-    if s.waiting > WAITING_WARNING:
+    if s.waiting > rules.waiting_warning:
         alerts.append(f"High queue backlog: {s.waiting} jobs waiting")
         raise_to(HealthStatus.WARNING)
-    if s.error_rate_pct > ERROR_RATE_CRITICAL_PCT:
+    if s.error_rate_pct > 100 * rules.error_rate_critical:
         alerts.append(f"High error rate: {s.error_rate_pct:.1f}%")
         raise_to(HealthStatus.CRITICAL)
-    elif s.error_rate_pct > ERROR_RATE_WARNING_PCT:
+    elif s.error_rate_pct > 100 * rules.error_rate_warning:
         alerts.append(f"Elevated error rate: {s.error_rate_pct:.1f}%")
         raise_to(HealthStatus.WARNING)
-    if s.avg_processing_ms > SLOW_PROCESSING_MS:
+    if s.avg_processing_ms > rules.slow_processing_ms:
         alerts.append(f"Slow processing: {s.avg_processing_ms / 1000:.1f}s average")
         raise_to(HealthStatus.WARNING)
     if s.throughput_per_min == 0 and s.waiting > 0:

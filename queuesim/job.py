@@ -7,6 +7,7 @@ does not change by itself. Methods that act on the job (``update_progress``, ``r
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -46,6 +47,14 @@ def _json(value: str | None) -> Any:
         return json.loads(value)
     except ValueError:
         return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _options_from_text(text: str | None) -> JobOptions:
+    """A job's options from the ``opts`` JSON of its hash. Cached: options are immutable, and a queue's jobs
+    share a few option sets, so a fetch need not parse them again."""
+    raw = _json(text) or {}
+    return JobOptions.from_wire(raw) if isinstance(raw, dict) else JobOptions()
 
 
 @dataclass(slots=True, eq=False)
@@ -100,14 +109,13 @@ class Job:
     def from_hash(cls, job_id: str, raw: dict[str, str], queue: Queue | None = None,
                   token: str | None = None) -> Job:
         """Build a Job from the raw fields of its hash."""
-        opts_raw = _json(raw.get("opts")) or {}
         progress = _json(raw.get("progress"))
         stack = _json(raw.get("stacktrace"))
         return cls(
             id=job_id,
             name=raw.get("name", ""),
             data=_json(raw.get("data")),
-            opts=JobOptions.from_wire(opts_raw) if isinstance(opts_raw, dict) else JobOptions(),
+            opts=_options_from_text(raw.get("opts")),
             timestamp=_opt_int(raw, "timestamp") or 0,
             delay=_opt_int(raw, "delay") or 0,
             priority=_opt_int(raw, "priority") or 0,

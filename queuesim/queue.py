@@ -26,6 +26,26 @@ def _check_states(types: Iterable[str]) -> list[str]:
     return out
 
 
+def _options_key(value: Any) -> Any:
+    """A hashable key for an option set that is equal only for equal values of equal types; None when some
+    value is not a plain str, int, float, bool, None, list or dict of those."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return (kind, value)
+    if kind is dict:
+        items = []
+        for k, v in value.items():
+            frozen = _options_key(v)
+            if frozen is None or type(k) is not str:
+                return None
+            items.append((k, frozen))
+        return (dict, tuple(items))
+    if kind is list or kind is tuple:
+        parts = tuple(_options_key(v) for v in value)
+        return None if None in parts else (kind, parts)
+    return None
+
+
 class Queue:
     """A named queue of jobs.
 
@@ -45,6 +65,9 @@ class Queue:
         self.backend = connection.backend
         self.clock = connection.clock
         self.default_job_options = JobOptions.build(default_job_options) if default_job_options else None
+        # validated options per option set (a simulation adds many jobs with the same options)
+        self._options_cache: dict[Any, JobOptions] = {}
+        self._options_cache_defaults = self.default_job_options
         if isinstance(max_len_events, bool) or not isinstance(max_len_events, int) or max_len_events < 0:
             raise OptionError("max_len_events", f"must be an integer >= 0, got {max_len_events!r}")
         self.backend.ensure_meta(self.name, max_len_events)
@@ -61,12 +84,28 @@ class Queue:
     def _prepare(self, name: str, data: Any, options: Mapping[str, Any]) -> tuple[str, str, JobOptions, int]:
         if not isinstance(name, str):
             raise OptionError("name", f"must be a string, got {type(name).__name__}")
-        opts = JobOptions.build(options, self.default_job_options)
+        opts = self._options(options)
         payload = dump_json(data, "data")
         if opts.size_limit is not None and len(payload.encode()) > opts.size_limit:
             raise OptionError("data", f"The size of job {name} exceeds the limit {opts.size_limit} bytes")
         timestamp = opts.timestamp if opts.timestamp is not None else self.clock.now_ms()
         return name, payload, opts, timestamp
+
+    def _options(self, options: Mapping[str, Any]) -> JobOptions:
+        """``JobOptions.build(options, defaults)``, remembered per option set: the key keeps every value's exact
+        type (``True`` is not ``1``), and option sets holding anything but plain JSON-like values are not cached."""
+        if self._options_cache_defaults is not self.default_job_options:
+            self._options_cache.clear()
+            self._options_cache_defaults = self.default_job_options
+        key = _options_key(options)
+        opts = self._options_cache.get(key) if key is not None else None
+        if opts is None:
+            opts = JobOptions.build(options, self.default_job_options)
+            if key is not None:
+                if len(self._options_cache) >= 256:
+                    self._options_cache.clear()
+                self._options_cache[key] = opts
+        return opts
 
     def add(self, name: str, data: Any = None, **options: Any) -> Job:
         """Add one job. Options are :class:`JobOptions` fields (``priority=…, delay=…, attempts=…``).

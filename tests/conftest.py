@@ -1,6 +1,7 @@
 """Shared fixtures: one parametrised ``env`` fixture runs a test on every backend.
 
 * ``fake``  — the embedded fakeredis server with a virtual clock: time only moves when the test moves it.
+* ``memory`` — the pure-Python memory backend with a virtual clock (same engine semantics, no Redis).
 * ``redis`` — a real Redis (``QUEUESIM_REDIS_URL``, or a private ``redis-server`` started on a free port when
   one is on PATH) with the wall clock: ``env.advance(ms)`` really sleeps, so tests keep their times short.
   Without a server these tests are skipped with the reason, except under ``CI=true`` where they fail.
@@ -22,6 +23,7 @@ import pytest
 
 import queuesim
 from queuesim import Queue, VirtualClock, Worker, connect
+from queuesim.backends.memory import MemoryBackend
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -84,7 +86,8 @@ class Env:
 
     @property
     def is_fake(self) -> bool:
-        return self.kind == "fake"
+        """Virtual time (fakeredis or the memory backend): ``advance`` is instant and exact."""
+        return self.kind in ("fake", "memory")
 
     def advance(self, ms: int) -> None:
         """Let ``ms`` milliseconds pass: instantly on the virtual clock, by sleeping on a real Redis."""
@@ -116,12 +119,19 @@ class Env:
         return [e.name for e in self.events(queue) if job_id is None or e.job_id == job_id]
 
 
-@pytest.fixture(params=["fake", pytest.param("redis", marks=pytest.mark.real_redis)])
+@pytest.fixture(params=["fake", "memory", pytest.param("redis", marks=pytest.mark.real_redis)])
 def env(request: pytest.FixtureRequest) -> Iterator[Env]:
-    """Run the test once on fakeredis (virtual time) and once on a real Redis (wall time)."""
+    """Run the test on fakeredis (virtual time), on the memory backend (virtual time) and on a real Redis (wall
+    time). On the memory backend ``env.conn.client`` is a read view of its state under Redis key names (see
+    ``memory_keyspace.py``), so tests that inspect keys run there too."""
     if request.param == "fake":
         clock = VirtualClock()
         e = Env("fake", connect(clock=clock), clock)
+    elif request.param == "memory":
+        from memory_keyspace import MemoryTestConnection
+
+        clock = VirtualClock()
+        e = Env("memory", MemoryTestConnection(MemoryBackend(clock), "memory://"), clock)
     else:
         url = request.getfixturevalue("redis_url")
         e = Env("redis", connect(url), queuesim.WallClock())

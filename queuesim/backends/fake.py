@@ -8,6 +8,9 @@ the bridge, and the only place that knows fakeredis' internals:
 * while one of *our* connections executes a command, a context variable holds its clock; the ``time`` module
   seen by fakeredis' command processor and stream model answers from that clock (and from the real time for any
   other fakeredis server in the process);
+* fakeredis keeps expiry times as float seconds, so ``now + px / 1000`` sometimes rounds below the exact
+  millisecond and a key vanishes 1 ms early; expiry is compared here in whole milliseconds, as Redis does (a key
+  lives while ``now <= expiry``);
 * fakeredis compiles the script text again on every EVALSHA and forces a full Lua garbage collection after each
   script; we keep the compiled chunk per script text and let Lua's incremental collector do its normal work;
 * fakeredis scans the whole Lua global table before every ``redis.call`` to catch scripts that create globals.
@@ -45,7 +48,9 @@ class _ClockedTime:
         clock = _ACTIVE_CLOCK.get()
         if clock is None:
             return _real_time.time()
-        return clock.now_ms() / 1000.0
+        # a quarter into the millisecond: fakeredis makes stream ids with int(1000 * t), which must give now_ms
+        # exactly (1753 / 1000 * 1000 is 1752.999…), and round(1000 * t) must give it too
+        return (clock.now_ms() + 0.25) / 1000.0
 
 
 _installed = False
@@ -61,7 +66,30 @@ def _install() -> None:
 
     socket_base.time = _ClockedTime()  # type: ignore[assignment]
     stream_model.time = _ClockedTime()  # type: ignore[assignment]
+    _compare_expiry_in_ms()
     _installed = True
+
+
+def _compare_expiry_in_ms() -> None:
+    """Make fakeredis decide expiry on whole milliseconds (Redis: a key exists while now <= its expiry)."""
+    import heapq
+
+    from fakeredis._core._database import Database
+
+    def expired(self: Any, item: Any) -> bool:
+        return item.expireat is not None and round(item.expireat * 1000) < round(self.time * 1000)
+
+    def remove_expired(self: Any) -> None:
+        heap = self._expiry_heap
+        now_ms = round(self.time * 1000)
+        while heap and round(heap[0][0] * 1000) < now_ms:
+            _, key = heapq.heappop(heap)
+            item = self._dict.get(key)
+            if item is not None and self.expired(item):
+                del self._dict[key]
+
+    Database.expired = expired  # type: ignore[method-assign]
+    Database._remove_expired = remove_expired  # type: ignore[method-assign]
 
 
 class VirtualTimeConnection(FakeRedisConnection):

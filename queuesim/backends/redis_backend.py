@@ -415,6 +415,21 @@ class RedisBackend:
         _, entries = resp[0]
         return [(_s(eid), {_s(k): _s(v) for k, v in fields.items()}) for eid, fields in entries]
 
+    def queue_names(self) -> list[str]:
+        """The queues under this prefix, found by their ``meta`` hash (every queue writes one when created)."""
+        import re
+
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + ":*:meta"
+        start, end = len(self.prefix) + 1, -len(":meta")
+        found = set()
+        for raw in self.client.scan_iter(match=pattern, count=1000):
+            name = _s(raw)[start:end]
+            try:
+                found.add(validate_queue_name(name))
+            except OptionError:
+                continue  # e.g. a job hash whose id happens to end in ":meta"
+        return sorted(found)
+
     def last_event_id(self, queue: str) -> str:
         """Id of the newest entry of the events stream, ``"0"`` when it is empty (what ``$`` starts after)."""
         newest = self.client.xrevrange(self.keys(queue).events, count=1)

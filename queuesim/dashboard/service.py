@@ -16,7 +16,6 @@ the web layer only has to pass it on.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import deque
@@ -82,11 +81,6 @@ class SeriesSample:
     completed: int
     failed: int
     throughput_per_min: float
-
-
-def _glob_escape(text: str) -> str:
-    """Escape the characters Redis' glob patterns treat specially (``* ? [ ] \\``)."""
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 def _check_job_id(job_id: str) -> str:
@@ -176,8 +170,6 @@ class QueueMonitor:
                 raise OptionError("queues", "must name at least one queue, or be None to discover them")
             self._given: list[str] | None = list(dict.fromkeys(given))
         else:
-            if connection.is_memory:
-                raise OptionError("queues", "a memory:// connection cannot be scanned for queues; pass their names")
             self._given = None
         for size, field in ((history_size, "history_size"), (series_size, "series_size")):
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
@@ -203,17 +195,7 @@ class QueueMonitor:
     # --- which queues ----------------------------------------------------------------------------------------
 
     def _scan_names(self) -> list[str]:
-        pattern = f"{_glob_escape(self.prefix)}:*:meta"
-        start, end = len(self.prefix) + 1, -len(":meta")
-        found = set()
-        for raw in self.connection.client.scan_iter(match=pattern, count=1000):
-            key = raw.decode() if isinstance(raw, bytes) else str(raw)
-            name = key[start:end]
-            try:
-                found.add(validate_queue_name(name))
-            except OptionError:
-                continue  # e.g. a job hash whose id happens to end in ":meta"
-        return sorted(found)
+        return self.backend.queue_names()
 
     def refresh(self, force: bool = False) -> None:
         """Find the queues again (at most every ``discovery_ttl_s`` unless ``force``) and their DLQs."""
