@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from queuesim.errors import OptionError
+from queuesim.sim.laws import _non_negative, _positive
 
 __all__ = [
     "ArrivalProcess",
@@ -40,18 +41,6 @@ __all__ = [
 ]
 
 Epochs = Iterator[tuple[float, int]]
-
-
-def _positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise OptionError(name, f"must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _non_negative(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise OptionError(name, f"must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 @runtime_checkable
