@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m queuesim.demo
+	$(BIN)/queuesim run scenarios/email-queue.toml --out out/demo
+	@echo "Open out/demo/report.html in a browser (charts as PNG and SVG, tables as CSV, summary.json, next to it)."
 
 test: $(STAMP)
 	$(BIN)/ruff check queuesim tests bench

@@ -4,6 +4,8 @@ Each sub-command is one function below; ``queuesim --help`` lists them.
 
 * ``queuesim dashboard`` — serve the admin dashboard (web page + HTTP API) for the queues of a Redis, or for a
   live demo on the embedded server.
+* ``queuesim run | sweep | compare | verify | list | show | inspect`` — scenario files, theory checks and a
+  read-only look at a live Redis (:mod:`queuesim.commands`).
 """
 
 from __future__ import annotations
@@ -87,6 +89,15 @@ def dashboard(
         if live is not None:
             live.stop()
         conn.close()
+
+
+def _register_scenario_commands() -> None:
+    from queuesim.commands import register
+
+    register(app)
+
+
+_register_scenario_commands()
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ means the same job on both sides as long as the sides agree — which is what is
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 import uuid
 from collections.abc import Sequence
@@ -39,7 +40,7 @@ Op = tuple[Any, ...]
 START_MS = 1_700_000_000_000
 STATES = ("wait", "paused", "active", "prioritized", "delayed", "completed", "failed", "waiting-children")
 META_FIELDS = ("paused", "concurrency", "max", "duration", "opts.maxLenEvents", "dlq")
-CUSTOM_IDS = ("a", "b", "c")
+CUSTOM_IDS = ("a", "b", "c", "p1", "p2")
 PRIORITIES = (1, 2, 5)
 
 
@@ -64,11 +65,12 @@ class Timing:
 
 VIRTUAL = Timing(
     unit=1,
-    advances=(0, 1, 50, 100, 250, 499, 500, 501, 999, 1000, 1001, 1500, 2000, 5000),
-    lock_durations=(1000, 500),
-    stalled_intervals=(500, 1000),
+    advances=(0, 1, 50, 100, 250, 300, 499, 500, 501, 999, 1000, 1001, 1299, 1300, 1301, 2000, 5000),
+    # durations such as 300 or 1300 ms are no exact binary fraction of a second: expiry at the exact ms
+    lock_durations=(1000, 1300),
+    stalled_intervals=(500, 1300),
     limiter_durations=(1000, 300),
-    ttls=(500, 1000, 250),
+    ttls=(500, 1300, 300),
     max_len_events=(10_000, 0, 1, 3, 20, 150),
 )
 
@@ -234,6 +236,10 @@ def apply(side: Side, op: Op, ids: list[str], clock: Any) -> Any:
         return q.backend.add_log(q.name, job_id, op[2], op[3])
     if kind == "get_state":
         return str(q.get_job_state(job_id))
+    if kind == "update_data":
+        return q.backend.update_data(q.name, job_id, op[2])
+    if kind == "clear_logs":
+        return q.backend.clear_logs(q.name, job_id, op[2])
     if kind == "redrive":
         return side.dlq.backend.redrive(side.dlq.name, job_id)
     if kind == "clean":
@@ -264,11 +270,28 @@ def apply(side: Side, op: Op, ids: list[str], clock: Any) -> Any:
         return q.get_jobs(op[1], op[2], op[3], op[4])
     if kind == "counts_per_priority":
         return q.get_counts_per_priority([0, *PRIORITIES])
+    if kind == "scheduler":
+        sid, every, limit, offset = op[1:5]
+        return q.upsert_job_scheduler(sid, every=every, limit=limit, offset=offset, data={"from": sid},
+                                      opts=op[5])
+    if kind == "cron_scheduler":
+        return q.upsert_job_scheduler(op[1], pattern=op[2], data=None)
+    if kind == "remove_scheduler":
+        return q.remove_job_scheduler(op[1])
+    if kind == "flow":
+        parent_id, children, policy, parent_opts = op[1:5]
+        from queuesim.flows import FlowProducer
+
+        kids = [{"name": f"child{i}", "queue": q.name, "data": i, "opts": {policy: True} if policy else {}}
+                for i in range(children)]
+        tree = FlowProducer(side.conn).add({"name": "parent", "queue": q.name, "data": None,
+                                            "opts": {"job_id": parent_id, **parent_opts}, "children": kids})
+        return [normalise(tree.job), [normalise(c.job) for c in tree.children]]
     raise AssertionError(f"unknown operation {op!r}")
 
 
 JOB_OPS = ("promote", "change_priority", "change_delay", "remove", "retry_job", "progress", "log", "get_state",
-           "redrive")
+           "redrive", "update_data", "clear_logs")
 
 
 def make_error(kind: str, job: Any, clock: Any) -> BaseException:
@@ -320,18 +343,31 @@ def snapshot(side: Side, ids: list[str]) -> dict[str, Any]:
             out[f"{label}.ids.{state}"] = b.get_ids(name, state, 0, -1, True)
         out[f"{label}.ids.completed.desc"] = b.get_ids(name, "completed", 0, 2, False)
         out[f"{label}.ids.wait.desc"] = b.get_ids(name, "wait", 1, -1, False)
-        out[f"{label}.jobs"] = {i: b.get_job_fields(name, i) for i in ids}
+        out[f"{label}.jobs"] = {i: _comparable_hash(b.get_job_fields(name, i)) for i in ids}
         out[f"{label}.logs"] = {i: b.get_logs(name, i, 0, -1) for i in ids}
         out[f"{label}.meta"] = {f: b.get_meta(name, f) for f in META_FIELDS}
         out[f"{label}.paused"] = b.is_paused(name)
         out[f"{label}.next_due"] = b.next_due_ms(name)
         out[f"{label}.priorities"] = {p: b.count_priority(name, p) for p in PRIORITIES}
     out["queue.states"] = {i: b.get_state(side.queue.name, i) for i in ids}
+    out["queue.ready"] = b.has_ready_jobs(side.queue.name)
+    out["queue_names"] = [n for n in b.queue_names() if n in (side.queue.name, side.dlq.name)]
+    out["queue.dependencies"] = {i: b.get_dependencies(side.queue.name, i) for i in ids if i.startswith("p")}
+    out["queue.schedulers"] = [(sid, due, b.get_job_scheduler(side.queue.name, sid))
+                               for sid, due in b.get_job_scheduler_ids(side.queue.name)]
     out["queue.rate_limit_ttl"] = (b.get_rate_limit_ttl(side.queue.name, None),
                                    b.get_rate_limit_ttl(side.queue.name, 1))
     for i, w in enumerate(side.workers):
         out[f"worker{i}"] = (sorted(w.active), w.rate_limited_until, w.next_wake_ms())
     return out
+
+
+def _comparable_hash(fields: dict[str, str] | None) -> dict[str, Any] | None:
+    """A job hash as compared: a scheduler iteration's ``opts`` is JSON that the Lua scripts re-encode with
+    ``cjson`` from a Lua table, whose key order is arbitrary, so that one field is compared as parsed JSON."""
+    if fields is None or "rjk" not in fields or "opts" not in fields:
+        return fields
+    return {**fields, "opts": json.loads(fields["opts"])}
 
 
 def outcome_of(side: Side, op: Op, ids: list[str], clock: Any) -> Any:

@@ -33,8 +33,10 @@ from differential import (
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from queuesim.backends.memory import MemoryBackend
+from queuesim.backends import memory as memory_module
+from queuesim.backends.memory import MemoryBackend, _Stream
 from queuesim.backends.redis_backend import RedisBackend
+from queuesim.options import KeepJobs
 
 # --- what a sequence is made of ------------------------------------------------------------------------------
 
@@ -115,6 +117,8 @@ def operations(timing: Timing) -> st.SearchStrategy[Op]:
         "progress": st.tuples(PICK, st.sampled_from(["1", '{"pct":50}', '"half"'])),
         "log": st.tuples(PICK, st.sampled_from(["line", "ligne é"]), st.sampled_from([None, 0, 1, 2])),
         "get_state": st.tuples(PICK),
+        "update_data": st.tuples(PICK, st.sampled_from(['{"step":2}', "null"])),
+        "clear_logs": st.tuples(PICK, st.sampled_from([None, 0, 1])),
         "clean": st.tuples(st.sampled_from([0, 500, 5000]), st.sampled_from([0, 1, 2]),
                            st.sampled_from(["completed", "failed", "wait", "waiting", "paused", "active", "delayed",
                                             "prioritized"])),
@@ -133,10 +137,19 @@ def operations(timing: Timing) -> st.SearchStrategy[Op]:
         "get_jobs": st.tuples(st.sampled_from(["waiting", "completed", "failed", "delayed", "prioritized"]),
                               st.sampled_from([0, 1]), st.sampled_from([-1, 0, 2]), st.booleans()),
         "counts_per_priority": st.tuples(),
+        "scheduler": st.tuples(st.sampled_from(["s1", "s2"]), st.sampled_from([300, 1000, 1300]),
+                               st.sampled_from([None, 3]), st.sampled_from([0, 100]),
+                               st.sampled_from([None, {"priority": 2}, {"attempts": 2}])),
+        "cron_scheduler": st.tuples(st.sampled_from(["s3"]), st.sampled_from(["*/2 * * * * *", "0 * * * * *"])),
+        "remove_scheduler": st.tuples(st.sampled_from(["s1", "s2", "s3"])),
+        "flow": st.tuples(st.sampled_from(["p1", "p2"]), st.integers(1, 3),
+                          st.sampled_from([None, "fail_parent_on_failure", "continue_parent_on_failure",
+                                           "ignore_dependency_on_failure", "remove_dependency_on_failure"]),
+                          st.sampled_from([{}, {"priority": 1}, {"delay": 300}])),
     }
     weights = {"add": 12, "add_many": 4, "fetch": 8, "complete": 12, "fail": 10, "burst": 3, "advance": 14,
                "stalled": 8, "extend": 3, "crash": 3, "add_bulk": 2, "pause": 2, "dlq": 2, "redrive": 2,
-               "retry_job": 2, "remove": 2}
+               "retry_job": 2, "remove": 2, "scheduler": 2, "flow": 2}
     kinds = [k for k in args for _ in range(weights.get(k, 1))]
     return st.sampled_from(kinds).flatmap(lambda kind: args[kind].map(lambda a: (kind, *a)))
 
@@ -184,7 +197,7 @@ SCENARIOS: dict[str, tuple[list[Op], Any]] = {
         ("add_many", 4, "mail", None, {}), ("fetch", 0), ("fetch", 0), ("fetch", 2), ("fetch", 2),
         ("stalled", 0), ("crash", 0), ("crash", 2), ("advance", W0_LOCK + 500),
         ("stalled", 0), ("fetch", 2), ("fetch", 2), ("crash", 2), ("advance", 1100), ("stalled", 2),
-        ("advance", 1100), ("stalled", 1), ("fetch", 0), ("burst", 0, 6, None),
+        ("advance", 1400), ("stalled", 1), ("fetch", 0), ("burst", 0, 6, None),
     ], lambda run: (
         run.outcomes[9] == ("ok", ["4", "3", "2", "1"])
         and _ids(run.outcomes[10]) == ["1"] and _ids(run.outcomes[11]) == ["2"]
@@ -373,12 +386,47 @@ def test_memory_backend_matches_a_real_redis_on_a_sample_of_generated_sequences(
 
 # --- regression cases: sequences that once showed a difference --------------------------------------------------
 
-REGRESSIONS: list[Any] = []
+KEEP_LAST = {"deduplication": {"id": "d4", "keep_last_if_active": True}}
+
+REGRESSIONS: list[Any] = [
+    # keepLastIfActive: the kept duplicate must be enqueued (and fetched by fetch-next) when its owner completes;
+    # the memory backend lost it (a code path that read the dedup key after it was released)
+    pytest.param(10_000, [("add", "mail", 1, KEEP_LAST), ("fetch", 0), ("add", "mail", 2, KEEP_LAST),
+                          ("add", "mail", 3, KEEP_LAST), ("complete", 0, 0, None, True)],
+                 id="kept-duplicate-enqueued-on-finish"),
+    # two jobs stalled in one check: the check walked the stalled set, which fakeredis returns in insertion
+    # order and a real Redis in numeric order (integer ids) or hash order (others); it now walks the active
+    # list, newest fetch first, on every backend
+    pytest.param(10_000, [("add", "mail", None, {}), ("add", "mail", None, {}), ("fetch", 0), ("fetch", 2),
+                          ("stalled", 1), ("crash", 0), ("crash", 2), ("advance", 5000), ("stalled", 1),
+                          ("fetch", 2), ("fetch", 2)],
+                 id="stall-recovery-order"),
+    # a lock set with PX 1300 must still exist exactly 1300 ms later (Redis: a key is gone once now > expiry);
+    # the fakeredis bridge compared float seconds, and for one start time in five the lock expired 1 ms early
+    pytest.param(10_000, [("add", "mail", None, {}), ("advance", 1), ("fetch", 1), ("advance", 1_300),
+                          ("complete", 1, 0, None, False)],
+                 id="lock-alive-at-exactly-its-ttl"),
+    # limiter window in its very last millisecond (PTTL 0): the fetch must open a fresh window
+    pytest.param(10_000, [("add_many", 3, "mail", None, {}), ("fetch", 1), ("fetch", 1), ("advance", 1_000),
+                          ("fetch", 1), ("fetch", 1)],
+                 id="limiter-window-last-millisecond"),
+]
+
+
+#: regression cases that use no exact expiry boundary, so they also run against a real Redis
+REAL_REDIS_REGRESSIONS = ("kept-duplicate-enqueued-on-finish", "stall-recovery-order")
 
 
 @pytest.mark.parametrize(("max_len_events", "ops"), REGRESSIONS)
 def test_sequences_that_once_diverged_now_agree(max_len_events: int, ops: list[Op]) -> None:
     run_sequence(ops, make_virtual_sides(max_len_events))
+
+
+@pytest.mark.real_redis
+@pytest.mark.parametrize(("max_len_events", "ops"), [p for p in REGRESSIONS if p.id in REAL_REDIS_REGRESSIONS])
+def test_sequences_that_once_diverged_now_agree_with_a_real_redis(redis_url: str, max_len_events: int,
+                                                                    ops: list[Op]) -> None:
+    run_sequence(ops, make_real_sides(redis_url), compare_every_step=False, server_clock=True)
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
@@ -411,12 +459,11 @@ def test_the_harness_notices_a_backend_that_deviates() -> None:
     original = MemoryBackend.promote
 
     def promote_without_event(self: MemoryBackend, queue: str, job_id: str) -> None:
-        with self._lock:
-            q = self._q(queue)
-            before = len(q.events)
-            original(self, queue, job_id)
-            if len(q.events) > before:
-                q.events.tail.pop()
+        q = self._q(queue)  # (single-threaded test: no lock needed around the two calls)
+        before = len(q.events)
+        original(self, queue, job_id)
+        if len(q.events) > before:
+            q.events.tail.pop()
 
     ops: list[Op] = [("add", "mail", None, {"delay": 1000}), ("promote", 0)]
     MemoryBackend.promote = promote_without_event  # type: ignore[method-assign]
@@ -426,6 +473,79 @@ def test_the_harness_notices_a_backend_that_deviates() -> None:
     finally:
         MemoryBackend.promote = original  # type: ignore[method-assign]
     assert run_sequence(ops, make_virtual_sides(10_000)).names() == ["added", "delayed", "waiting"]
+
+
+def _mutate_lifo(mp: pytest.MonkeyPatch) -> None:
+    original = MemoryBackend._add_ready
+    mp.setattr(MemoryBackend, "_add_ready", lambda self, q, job_id, p, lifo: original(self, q, job_id, p, not lifo))
+
+
+def _mutate_stall_order(mp: pytest.MonkeyPatch) -> None:
+    original = MemoryBackend.move_stalled_jobs_to_wait
+
+    def reversed_block(self: MemoryBackend, queue: str, *args: Any) -> list[str]:
+        recovered = original(self, queue, *args)
+        target = self._target_list(self._q(queue))
+        block = [target.pop() for _ in recovered]
+        target.extend(block)  # the recovered jobs, in the opposite order at the head
+        return recovered
+
+    mp.setattr(MemoryBackend, "move_stalled_jobs_to_wait", reversed_block)
+
+
+def _mutate_exact_trimming(mp: pytest.MonkeyPatch) -> None:
+    original = _Stream.trim
+    mp.setattr(_Stream, "trim", lambda self, max_len, approx, limit: original(self, max_len, False, limit))
+
+
+def _mutate_keep_count(mp: pytest.MonkeyPatch) -> None:
+    original = MemoryBackend.move_to_finished
+
+    def one_more(self: MemoryBackend, *args: Any, keep: KeepJobs | None, **kwargs: Any) -> Any:
+        if keep is not None and keep.count:
+            keep = KeepJobs(keep.count + 1, keep.age_s, keep.limit)
+        return original(self, *args, keep=keep, **kwargs)
+
+    mp.setattr(MemoryBackend, "move_to_finished", one_more)
+
+
+def _mutate_lock_expiry(mp: pytest.MonkeyPatch) -> None:
+    original = MemoryBackend._leave_active
+
+    def expire_at_ttl(self: MemoryBackend, q: Any, job_id: str, token: str, now: int) -> int:
+        entry = q.locks.get(job_id)
+        if entry is not None and now >= entry[1]:  # one ms too early
+            del q.locks[job_id]
+        return original(self, q, job_id, token, now)
+
+    mp.setattr(MemoryBackend, "_leave_active", expire_at_ttl)
+
+
+def _mutate_promotion_batch(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(memory_module, "PROMOTE_BATCH", 1)
+
+
+def _mutate_stalled_lease(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(MemoryBackend, "_stalled_check_exists", lambda self, q, now: False)
+
+
+@pytest.mark.parametrize("mutation", [_mutate_lifo, _mutate_stall_order, _mutate_exact_trimming, _mutate_keep_count,
+                                      _mutate_lock_expiry, _mutate_promotion_batch, _mutate_stalled_lease],
+                         ids=lambda f: f.__name__.removeprefix("_mutate_"))
+def test_the_directed_scenarios_catch_a_subtly_broken_memory_backend(mutation: Any,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    mutation(monkeypatch)
+    caught = []
+    for name, (ops, _) in SCENARIOS.items():
+        for max_len_events in (10_000, 3):
+            try:
+                run_sequence(ops, make_virtual_sides(max_len_events))
+            except Divergence:
+                caught.append(name)
+                break
+        if caught:
+            break
+    assert caught, "no scenario noticed the injected bug"
 
 
 def test_a_real_redis_sample_uses_only_times_off_the_ttl_grid() -> None:

@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from queuesim.sim import Simulation
-from queuesim.sim.jobs import JobType, Saga
 from queuesim.scenario.schema import (
     AddBacklog,
     AddWorkers,
@@ -27,6 +25,8 @@ from queuesim.scenario.schema import (
     Scenario,
     ms,
 )
+from queuesim.sim import Simulation
+from queuesim.sim.jobs import JobType, Saga
 
 __all__ = ["JobBudget", "Setup", "run", "setup"]
 
@@ -166,20 +166,19 @@ def run(sim: Simulation, built: Setup, on_progress: Callable[[float], None] | No
         if on_progress:
             on_progress(1.0)
         return end
-    else:
-        budget = built.budget
-        assert budget is not None
-        limit = ms(horizon.max_duration_s)
-        step = 60_000
-        while sim.now_ms < limit:
-            if budget.remaining <= 0 and sim.now_ms >= budget.last_ms:
-                break
-            if budget.open_sources <= 0 and sim.now_ms >= budget.last_ms:
-                break
-            sim.run(min(limit, sim.now_ms + step))
-            if on_progress:
-                on_progress(0.95 * budget.drawn / budget.total)
-        end = int(budget.last_ms + 0.5) + 1
+    budget = built.budget
+    assert budget is not None
+    limit = ms(horizon.max_duration_s)
+    step = 60_000
+    while sim.now_ms < limit:
+        if budget.remaining <= 0 and sim.now_ms >= budget.last_ms:
+            break
+        if budget.open_sources <= 0 and sim.now_ms >= budget.last_ms:
+            break
+        sim.run(min(limit, sim.now_ms + step))
+        if on_progress:
+            on_progress(0.95 * budget.drawn / budget.total)
+    end = int(budget.last_ms + 0.5) + 1
     built.arrivals_end_ms = end
     if horizon.drain:
         sim.run(sim.now_ms + 1, drain=True, drain_limit_ms=drain_limit)

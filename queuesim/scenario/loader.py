@@ -23,7 +23,7 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -195,7 +195,8 @@ def _list_index(items: list[Any], part: str | int, shown: str, path: str) -> int
     if isinstance(part, int) or (isinstance(part, str) and part.isdigit()):
         index = int(part)
         if not 0 <= index < len(items):
-            raise ScenarioError("--set", path, f"{shown}: index out of range; the list has {len(items)} items")
+            raise ScenarioError("--set", path, f"index {index} of {shown.rsplit('[', 1)[0] or 'the list'} is out of "
+                                               f"range; the list has {len(items)} item(s)")
         return index
     names = [item.get("name") for item in items if isinstance(item, dict)]
     for index, item in enumerate(items):
@@ -335,13 +336,13 @@ def _message(err: Mapping[str, Any], models: list[type[BaseModel]], node: Any) -
     if kind in _TYPE_WORDS:
         return f"must be {_TYPE_WORDS[kind]}, got {value!r} ({_toml_type(value)})"
     if kind == "greater_than":
-        return f"must be > {ctx.get('gt')}, got {value!r}"
+        return f"must be > {_g(ctx.get('gt'))}, got {value!r}"
     if kind == "greater_than_equal":
-        return f"must be >= {ctx.get('ge')}, got {value!r}"
+        return f"must be >= {_g(ctx.get('ge'))}, got {value!r}"
     if kind == "less_than":
-        return f"must be < {ctx.get('lt')}, got {value!r}"
+        return f"must be < {_g(ctx.get('lt'))}, got {value!r}"
     if kind == "less_than_equal":
-        return f"must be <= {ctx.get('le')}, got {value!r}"
+        return f"must be <= {_g(ctx.get('le'))}, got {value!r}"
     if kind == "finite_number":
         return f"must be a finite number, got {value!r}"
     if kind == "string_pattern_mismatch":
@@ -355,6 +356,10 @@ def _message(err: Mapping[str, Any], models: list[type[BaseModel]], node: Any) -
     if kind == "union_type" or kind.endswith("_type"):
         return f"has the wrong type: {value!r} ({_toml_type(value)})"
     return str(err.get("msg", kind))
+
+
+def _g(number: Any) -> str:
+    return f"{number:g}" if isinstance(number, int | float) else str(number)
 
 
 def _line_of(text: str | None, path: str) -> int | None:
@@ -391,6 +396,8 @@ def validate_config(config: dict[str, Any], file: str = "<scenario>", text: str 
             elif line is not None:
                 msg += f" (line {line})"
             problems.append((path, msg))
+        # an unknown field is usually the cause of a "missing" one next to it (a misspelling): show it first
+        problems.sort(key=lambda p: 0 if p[1].startswith("unknown field") else 1)
         path, msg = problems[0]
         raise ScenarioError(file, path, msg, problems) from None
     except OptionError as exc:  # raised by a queuesim.sim constructor inside a validator

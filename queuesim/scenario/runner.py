@@ -47,6 +47,7 @@ __all__ = [
     "RunResult",
     "estimate_dict",
     "jobs_table",
+    "run_many",
     "run_scenario",
     "scenario_laws",
     "timeseries",
@@ -130,7 +131,7 @@ def timeseries(log: pd.DataFrame, queues: Sequence[str], end_ms: int, bin_ms: in
         to, frm, reason = part["to"].to_numpy(), part["from"].to_numpy(), part["reason"].to_numpy()
         n = len(edges) - 1
 
-        def count(mask: np.ndarray) -> np.ndarray:
+        def count(mask: np.ndarray, bins: np.ndarray = bins, n: int = n) -> np.ndarray:
             b = bins[mask]
             b = b[(b >= 0) & (b < n)]
             return np.bincount(b, minlength=n)
@@ -196,7 +197,8 @@ def _run_one(task: _Task, on_progress: Progress | None = None) -> dict[str, Any]
     base = Path(task.base_dir) if task.base_dir else None
     sim = Simulation(task.seed, task.backend)
     built = setup(sim, scenario, base)
-    end = run_built(sim, built, on_progress)
+    arrivals_end = run_built(sim, built, on_progress)
+    end = max(1, arrivals_end - ms(scenario.horizon.tail_s))
     warmup = ms(scenario.horizon.warmup_s)
     if warmup >= end:
         warmup = 0
@@ -421,37 +423,52 @@ def run_scenario(loaded: LoadedScenario, *, seed: int | None = None, replication
                  backend: str | None = None, tables: bool = True, on_progress: Progress | None = None,
                  executor: Executor | None = None) -> RunResult:
     """Run a loaded scenario (its own seed, replications and backend unless given) and summarise it."""
-    scenario = loaded.scenario
-    seed = scenario.seed if seed is None else seed
-    reps = scenario.replications if replications is None else replications
-    backend = scenario.backend if backend is None else backend
-    seeds = replication_seeds(seed, reps)
-    base = str(loaded.base_dir) if loaded.base_dir else None
-    config = dict(loaded.config)
-    tasks = [_Task(config, base, s, i, backend, tables) for i, s in enumerate(seeds)]
-    results: list[dict[str, Any]] = []
-    if reps == 1 and executor is None:
-        results.append(_run_one(tasks[0], on_progress))
+    return run_many([loaded], seed=seed, replications=replications, backend=backend, tables=tables,
+                    on_progress=on_progress, executor=executor)[0]
+
+
+def run_many(variants: Sequence[LoadedScenario], *, seed: int | None = None, replications: int | None = None,
+             backend: str | None = None, tables: bool = True, on_progress: Progress | None = None,
+             executor: Executor | None = None) -> list[RunResult]:
+    """Run several scenarios, every replication of every one in one process pool. With the same ``seed`` and
+    ``replications``, replication i of each variant gets the same random streams (common random numbers)."""
+    plans = []
+    tasks: list[_Task] = []
+    for k, loaded in enumerate(variants):
+        scenario = loaded.scenario
+        v_seed = scenario.seed if seed is None else seed
+        reps = scenario.replications if replications is None else replications
+        v_backend = scenario.backend if backend is None else backend
+        base = str(loaded.base_dir) if loaded.base_dir else None
+        config = dict(loaded.config)
+        first = len(tasks)
+        seeds = replication_seeds(v_seed, reps)
+        tasks.extend(_Task(config, base, s, i, v_backend, tables) for i, s in enumerate(seeds))
+        plans.append((k, loaded, v_seed, reps, v_backend, first))
+    results: list[dict[str, Any] | None] = [None] * len(tasks)
+    if len(tasks) == 1 and executor is None:
+        results[0] = _run_one(tasks[0], on_progress)
     else:
         own = executor is None
-        pool = ProcessPoolExecutor(max_workers=_pool_size(reps)) if own else executor
+        pool = ProcessPoolExecutor(max_workers=_pool_size(len(tasks))) if own else executor
         assert pool is not None
         try:
-            futures = [pool.submit(_run_one, t) for t in tasks]
-            done = 0
-            for fut in as_completed(futures):
-                results.append(fut.result())
-                done += 1
+            futures = {pool.submit(_run_one, t): i for i, t in enumerate(tasks)}
+            for done, fut in enumerate(as_completed(futures), start=1):
+                results[futures[fut]] = fut.result()
                 if on_progress:
-                    on_progress(done / reps)
+                    on_progress(done / len(tasks))
         finally:
             if own:
                 pool.shutdown()
-        results.sort(key=lambda r: r["index"])
-    laws = scenario_laws(scenario, loaded.base_dir)
-    result = RunResult(loaded, seed, reps, backend, results, theory_for(scenario, laws))
-    result.summary = _summarise(result)
-    return result
+    out = []
+    for _, loaded, v_seed, reps, v_backend, first in plans:
+        reps_results = [r for r in results[first:first + reps] if r is not None]
+        laws = scenario_laws(loaded.scenario, loaded.base_dir)
+        result = RunResult(loaded, v_seed, reps, v_backend, reps_results, theory_for(loaded.scenario, laws))
+        result.summary = _summarise(result)
+        out.append(result)
+    return out
 
 
 # --- writing ---------------------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ ERROR_CLASSES = ("retryable", "permanent", "rate-limited")
 
 def ms(seconds: float) -> int:
     """Seconds to whole milliseconds (the simulation's unit of time)."""
-    return int(round(seconds * 1000))
+    return round(seconds * 1000)
 
 
 class Spec(BaseModel):
@@ -580,6 +580,9 @@ class HorizonSpec(Spec):
     duration_s: PositiveFloat | None = Field(None, description="producers add jobs for this long")
     jobs: int | None = Field(None, ge=1, description="or: producers stop once this many jobs were added")
     warmup_s: NonNegativeFloat = Field(0, description="left out of the metrics (the run starts empty)")
+    tail_s: NonNegativeFloat = Field(0, description="arrivals go on this long after the measurement window, so "
+                                                    "that the last measured jobs meet the same competition as the "
+                                                    "others (matters with priorities: later urgent jobs overtake)")
     drain: bool = Field(True, description="after the horizon, stop arrivals and let the queues empty")
     drain_limit_s: PositiveFloat = Field(3_600, description="longest drain")
     max_duration_s: PositiveFloat = Field(30 * 86_400, description="safety limit for a horizon in jobs")
@@ -588,8 +591,9 @@ class HorizonSpec(Spec):
     def _one(self) -> HorizonSpec:
         if (self.duration_s is None) == (self.jobs is None):
             raise ValueError("give exactly one of duration_s (a time) or jobs (a number of jobs)")
-        if self.duration_s is not None and self.warmup_s >= self.duration_s:
-            raise ValueError(f"warmup_s ({self.warmup_s}) must be shorter than duration_s ({self.duration_s})")
+        if self.duration_s is not None and self.warmup_s + self.tail_s >= self.duration_s:
+            raise ValueError(f"warmup_s + tail_s ({self.warmup_s + self.tail_s}) must be shorter than duration_s "
+                             f"({self.duration_s})")
         return self
 
 

@@ -6,10 +6,10 @@ served within a priority. Then:
 
 | scenario | model | formula (:mod:`queuesim.theory`) |
 |---|---|---|
-| exponential service, c = workers × concurrency | M/M/c | Erlang C (``mmc``) |
+| exponential service, c = workers x concurrency | M/M/c | Erlang C (``mmc``) |
 | any service law, one slot | M/G/1 | Pollaczek-Khinchine (``mg1``) |
 | several priorities, one slot | non-preemptive priorities | Cobham (``priority_nonpreemptive``) |
-| exponential service, retryable failures decided at the end, fixed or exponential backoff | retries through the queue | ``retry_via_queue`` |
+| exponential service, retryable failures, fixed or exponential backoff | retries via the queue | ``retry_via_queue`` |
 
 BullMQ runs priority-0 jobs (no priority) before every prioritized job, then priority 1, 2, …: that is the class
 order given to Cobham's formula.
@@ -137,8 +137,8 @@ def _retry_settings(job: JobSpec, scenario: Scenario) -> tuple[int, list[float]]
     if backoff is not None:
         if backoff.jitter:
             return None
-        for k in range(1, attempts):
-            delays.append(backoff.delay_ms * (2 ** (k - 1) if backoff.type == "exponential" else 1))
+        for k in range(1, attempts):  # in seconds, the unit of the rates given to the formula
+            delays.append(backoff.delay_ms / 1000 * (2 ** (k - 1) if backoff.type == "exponential" else 1))
     return attempts, delays
 
 
