@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from queuesim.clock import Clock
 from queuesim.options import JobOptions, KeepJobs, Limiter
 
-__all__ = ["AddResult", "Backend", "FetchArgs", "FetchResult"]
+__all__ = ["AddResult", "Backend", "FetchArgs", "FetchResult", "flow_parent_args"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +126,25 @@ class Backend(Protocol):
     def update_job_scheduler(self, queue: str, scheduler_id: str, producer_id: str, due_ms: int | None, name: str,
                              data: str, opts_json: str, now: int) -> str | None: ...
     def remove_job_scheduler(self, queue: str, scheduler_id: str) -> bool: ...
+
+
+def flow_parent_args(opts: JobOptions, prefix: str) -> tuple[JobOptions, str, str]:
+    """For a flow child: its options with the parent's prefix filled in, the parent's job key, and the
+    reference the child stores (BullMQ's ``parentKey`` / ``parent`` fields). Empty strings for other jobs."""
+    import dataclasses
+    import json
+
+    from queuesim.errors import OptionError
+
+    parent = opts.parent
+    if parent is None:
+        return opts, "", ""
+    if parent.prefix is not None and parent.prefix != prefix:
+        raise OptionError("parent.queue", f"the parent must use this connection's prefix {prefix!r}, "
+                                          f"got {parent.prefix!r}")
+    opts = dataclasses.replace(opts, parent=dataclasses.replace(parent, prefix=prefix))
+    ref: dict[str, Any] = {"id": parent.id, "queueKey": parent.queue_key(prefix)}
+    policy = opts.parent_failure_policy
+    if policy is not None:
+        ref[policy] = True
+    return opts, parent.job_key(prefix), json.dumps(ref, separators=(",", ":"))

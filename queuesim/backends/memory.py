@@ -29,7 +29,6 @@ producers and live workers in several threads may share one backend.
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import json
 import threading
@@ -39,7 +38,7 @@ from collections.abc import Iterable
 from itertools import islice
 from typing import Any
 
-from queuesim.backends.base import AddResult, FetchArgs, FetchResult
+from queuesim.backends.base import AddResult, FetchArgs, FetchResult, flow_parent_args
 from queuesim.clock import Clock
 from queuesim.defaults import KEEP_JOBS_LIMIT, MAX_SAFE_INTEGER, STALLED_LIMIT_REASON
 from queuesim.errors import JobNotFoundError, JobStateError, LockError, OptionError, error_for_code
@@ -1131,19 +1130,7 @@ class MemoryBackend:
         return [self._add_result(raw, item[3]) for raw, item in zip(raws, prepared, strict=True)]
 
     def _parent_args(self, opts: JobOptions) -> tuple[JobOptions, str, str]:
-        """The parent's job key and the reference a flow child stores (BullMQ's ``parentKey`` / ``parent``)."""
-        parent = opts.parent
-        if parent is None:
-            return opts, "", ""
-        if parent.prefix is not None and parent.prefix != self.prefix:
-            raise OptionError("parent.queue", f"the parent must use this connection's prefix {self.prefix!r}, "
-                                              f"got {parent.prefix!r}")
-        opts = dataclasses.replace(opts, parent=dataclasses.replace(parent, prefix=self.prefix))
-        ref: dict[str, Any] = {"id": parent.id, "queueKey": parent.queue_key(self.prefix)}
-        policy = opts.parent_failure_policy
-        if policy is not None:
-            ref[policy] = True
-        return opts, parent.job_key(self.prefix), json.dumps(ref, separators=(",", ":"))
+        return flow_parent_args(opts, self.prefix)
 
     def _add_result(self, raw: AddResult | int, opts: JobOptions) -> AddResult:
         if isinstance(raw, int):  # -5: the parent is missing, -7: the job already has another parent

@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from queuesim.backends.base import AddResult, FetchArgs, FetchResult
+from queuesim.backends.base import AddResult, FetchArgs, FetchResult, flow_parent_args
 from queuesim.backends.scripts import Script, load_script
 from queuesim.clock import Clock
 from queuesim.errors import JobNotFoundError, JobStateError, LockError, OptionError, error_for_code
@@ -127,22 +127,7 @@ class RedisBackend:
     # --- producers ---------------------------------------------------------------------------------------
 
     def _parent_args(self, opts: JobOptions) -> tuple[JobOptions, str, str]:
-        """The parent's job key and the reference a flow child stores (BullMQ's ``parentKey`` / ``parent``)."""
-        import dataclasses
-        import json
-
-        parent = opts.parent
-        if parent is None:
-            return opts, "", ""
-        if parent.prefix is not None and parent.prefix != self.prefix:
-            raise OptionError("parent.queue", f"the parent must use this connection's prefix {self.prefix!r}, "
-                                              f"got {parent.prefix!r}")
-        opts = dataclasses.replace(opts, parent=dataclasses.replace(parent, prefix=self.prefix))
-        ref: dict[str, Any] = {"id": parent.id, "queueKey": parent.queue_key(self.prefix)}
-        policy = opts.parent_failure_policy
-        if policy is not None:
-            ref[policy] = True
-        return opts, parent.job_key(self.prefix), json.dumps(ref, separators=(",", ":"))
+        return flow_parent_args(opts, self.prefix)
 
     def _add_args(self, name: str, data: str, opts: JobOptions, timestamp: int,
                   scheduler_id: str | None, waiting_children: bool = False) -> list[Any]:
