@@ -9,7 +9,6 @@ and exits with code 2; ``verify`` exits with code 1 when an exact value falls ou
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from queuesim.errors import OptionError
+from queuesim.report import format_ms
 
 __all__ = ["register"]
 
@@ -75,24 +75,11 @@ def _updater(progress: Progress, task: Any, scale: float = 100.0) -> Callable[[f
     return update
 
 
-def _fmt_ms(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    a = abs(value)
-    if a < 1000:
-        return f"{value:.0f} ms"
-    if a < 120_000:
-        return f"{value / 1000:.2f} s"
-    if a < 7_200_000:
-        return f"{value / 60_000:.1f} min"
-    return f"{value / 3_600_000:.2f} h"
-
-
 def _fmt(value: float | None, kind: str) -> str:
     if value is None:
         return "-"
     if kind == "ms":
-        return _fmt_ms(value)
+        return format_ms(value)
     if kind == "ratio":
         return f"{100 * value:.1f}%"
     if kind == "count":
@@ -247,7 +234,7 @@ def register(app: typer.Typer) -> None:
         for row in result.rows:
             table.add_row(str(row["value"]), _est(row["mean_sojourn_ms"], "ms"), _est(row["p50_sojourn_ms"], "ms"),
                           _est(row["p99_sojourn_ms"], "ms"), _est(row["utilisation"], "ratio"),
-                          _fmt_ms(row["theory"].get("mean_sojourn_ms")) if row["theory"] else "-")
+                          format_ms(row["theory"].get("mean_sojourn_ms")) if row["theory"] else "-")
         out.print(table)
         out.print(f"\nwrote {', '.join(p.name for p in files.values())} to {folder}/")
 
@@ -460,7 +447,7 @@ def _print_summary(result: Any) -> None:
     alerts = summ["alerts"]["summary"]
     if alerts:
         out.print("health alerts: " + "; ".join(f"{a['queue']}: {a['alert']} ({a['status']}, {a['checks']} "
-                                                f"checks, from {_fmt_ms(a['first_ms'])})" for a in alerts))
+                                                f"checks, from {format_ms(a['first_ms'])})" for a in alerts))
     else:
         out.print("health alerts: none")
     for w in summ["warnings"]:

@@ -56,7 +56,8 @@ GLANCE = (
 )
 
 
-def _fmt_ms(value: float) -> str:
+def format_ms(value: float | None) -> str:
+    """A duration in ms, in the unit that reads best (ms, s, min, h); '-' when unknown."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     a = abs(value)
@@ -73,7 +74,7 @@ def _fmt(value: Any, kind: str) -> str:
     if value is None:
         return "-"
     if kind == "ms":
-        return _fmt_ms(float(value))
+        return format_ms(float(value))
     if kind == "count":
         return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
     if kind == "ratio":
@@ -248,7 +249,7 @@ def render_html(result: RunResult, charts: dict[str, Path]) -> str:
     parts.append(f"<h1>{e(s.title or s.name)}</h1>")
     parts.append(f'<p class="sub">Scenario <b>{e(s.name)}</b> · seed {summ["seed"]} · {summ["replications"]} '
                  f'replication{"s" if summ["replications"] != 1 else ""} · backend {e(summ["backend"])} · '
-                 f'measured from {_fmt_ms(window["start"])} to {_fmt_ms(window["end"])} of simulated time</p>')
+                 f'measured from {format_ms(window["start"])} to {format_ms(window["end"])} of simulated time</p>')
     if s.description:
         parts.append(f'<div class="desc">{e(s.description.strip())}</div>')
     for w in summ["warnings"]:
@@ -286,7 +287,7 @@ def render_html(result: RunResult, charts: dict[str, Path]) -> str:
     alerts = summ["alerts"]["summary"]
     if alerts:
         arows = [[e(a["queue"]), f"<span class='{e(a['status'])}'>{e(a['status'])}</span>", e(a["alert"]),
-                  f"{a['checks']:,}", _fmt_ms(a["first_ms"]), _fmt_ms(a["last_ms"])] for a in alerts]
+                  f"{a['checks']:,}", format_ms(a["first_ms"]), format_ms(a["last_ms"])] for a in alerts]
         parts.append("<p>The seed's health rules, checked every "
                      f"{s.health.interval_s:g} s of simulated time (all replications together).</p>")
         parts.append(_table(arows, ["queue", "status", "alert", "checks raising it", "first", "last"]))
@@ -324,7 +325,7 @@ def render_html(result: RunResult, charts: dict[str, Path]) -> str:
     faults = result.reps[0].get("faults")
     if faults is not None and len(faults):
         parts.append("<h3>Faults timeline (replication 1)</h3>")
-        frows = [[_fmt_ms(int(r.time_ms)), e(str(r.action)), e(str(r.target)), e(str(r.detail or ""))]
+        frows = [[format_ms(int(r.time_ms)), e(str(r.action)), e(str(r.target)), e(str(r.detail or ""))]
                  for r in faults.itertuples(index=False)]
         parts.append(_table(frows, ["time", "action", "target", "detail"]))
     # reproduce
