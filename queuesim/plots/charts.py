@@ -120,19 +120,25 @@ def _queues(ts: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(ts["queue"])) if len(ts) else []
 
 
-def throughput_chart(timeseries: pd.DataFrame, *, warmup_ms: int = 0, marks: Sequence[Mark] = (),
-                     spans: Sequence[Span] = (), title: str | None = None) -> Figure:
-    """Per queue: jobs completed per second (goodput), arrivals per second, attempts retried per second and jobs
-    that failed for good per second, in each time bin of ``timeseries`` (from :func:`~queuesim.scenario.
-    runner.timeseries`, one replication)."""
+def _per_queue_axes(timeseries: pd.DataFrame) -> tuple[Figure, Any, list[str]]:
+    """One row of axes per queue, sharing the time axis (a "no jobs" panel when there is no queue)."""
     queues = _queues(timeseries)
     fig = _figure(10, 2.4 + 2.0 * max(1, len(queues)))
     axes = fig.subplots(max(1, len(queues)), 1, sharex=True, squeeze=False)[:, 0]
     if not queues:
         axes[0].text(0.5, 0.5, "no jobs", ha="center", va="center", transform=axes[0].transAxes)
+    return fig, axes, queues
+
+
+def throughput_chart(timeseries: pd.DataFrame, *, warmup_ms: int = 0, marks: Sequence[Mark] = (),
+                     spans: Sequence[Span] = (), title: str | None = None) -> Figure:
+    """Per queue: jobs completed per second (goodput), arrivals per second, attempts retried per second and jobs
+    that failed for good per second, in each time bin of ``timeseries`` (from :func:`~queuesim.scenario.
+    runner.timeseries`, one replication)."""
+    fig, axes, queues = _per_queue_axes(timeseries)
+    if not queues:
         return fig
-    end = float(timeseries["time_ms"].max() + timeseries["bin_ms"].iloc[0])
-    scale, unit = time_unit(end)
+    scale, unit = time_unit(float(timeseries["time_ms"].max() + timeseries["bin_ms"].iloc[0]))
     bin_s = float(timeseries["bin_ms"].iloc[0]) / 1000
     for ax, queue in zip(axes, queues, strict=True):
         part = timeseries[timeseries["queue"] == queue]
@@ -175,14 +181,10 @@ def depth_chart(timeseries: pd.DataFrame, *, warmup_ms: int = 0, marks: Sequence
                 spans: Sequence[Span] = (), backlog_threshold: int | None = None, title: str | None = None) -> Figure:
     """Per queue, stacked: jobs ready and waiting for a worker (waiting + prioritized), jobs waiting out a delay
     or backoff (delayed) and jobs running (active), time-averaged over each bin."""
-    queues = _queues(timeseries)
-    fig = _figure(10, 2.4 + 2.0 * max(1, len(queues)))
-    axes = fig.subplots(max(1, len(queues)), 1, sharex=True, squeeze=False)[:, 0]
+    fig, axes, queues = _per_queue_axes(timeseries)
     if not queues:
-        axes[0].text(0.5, 0.5, "no jobs", ha="center", va="center", transform=axes[0].transAxes)
         return fig
-    end = float(timeseries["time_ms"].max() + timeseries["bin_ms"].iloc[0])
-    scale, unit = time_unit(end)
+    scale, unit = time_unit(float(timeseries["time_ms"].max() + timeseries["bin_ms"].iloc[0]))
     for ax, queue in zip(axes, queues, strict=True):
         part = timeseries[timeseries["queue"] == queue]
         x = np.concatenate([(part["time_ms"]).to_numpy(), [part["time_ms"].iloc[-1] + part["bin_ms"].iloc[-1]]])
