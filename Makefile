@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check queuesim tests bench
 
 bench: $(STAMP)
-	$(BIN)/python bench/engine_bench.py
+	$(BIN)/python bench/suite.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

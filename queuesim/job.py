@@ -35,9 +35,16 @@ class JobState(StrEnum):
     UNKNOWN = "unknown"
 
 
-def _opt_int(raw: dict[str, str], key: str) -> int | None:
-    value = raw.get(key)
-    return None if value is None or value == "" else int(float(value))
+def _to_int(text: str) -> int:
+    """A number field of the hash as an int (BullMQ may store ``"12"`` or, from Lua arithmetic, ``"12.0"``)."""
+    try:
+        return int(text)
+    except ValueError:
+        return int(float(text))
+
+
+def _int_or_zero(text: str | None) -> int:
+    return 0 if not text else _to_int(text)
 
 
 def _json(value: str | None) -> Any:
@@ -108,33 +115,48 @@ class Job:
     @classmethod
     def from_hash(cls, job_id: str, raw: dict[str, str], queue: Queue | None = None,
                   token: str | None = None) -> Job:
-        """Build a Job from the raw fields of its hash."""
-        progress = _json(raw.get("progress"))
-        stack = _json(raw.get("stacktrace"))
+        """Build a Job from the raw fields of its hash.
+
+        A fetched job's hash holds a handful of fields (most are written only when something happens to the
+        job), so the fields that are absent cost one dictionary lookup each and nothing else.
+        """
+        get = raw.get
+        progress = get("progress")
+        stack = get("stacktrace")
+        ats = get("ats")
+        stc = get("stc")
+        data = get("data")
+        parent = get("parent")
+        returned = get("returnvalue")
+        processed_on = get("processedOn")
+        finished_on = get("finishedOn")
+        progress = 0 if progress is None else _json(progress)
+        stack = _json(stack) if stack is not None else None
+        parent = _json(parent) if parent is not None else None
         return cls(
             id=job_id,
-            name=raw.get("name", ""),
-            data=_json(raw.get("data")),
-            opts=_options_from_text(raw.get("opts")),
-            timestamp=_opt_int(raw, "timestamp") or 0,
-            delay=_opt_int(raw, "delay") or 0,
-            priority=_opt_int(raw, "priority") or 0,
-            processed_on=_opt_int(raw, "processedOn"),
-            finished_on=_opt_int(raw, "finishedOn"),
-            attempts_made=_opt_int(raw, "atm") or _opt_int(raw, "attemptsMade") or 0,
-            attempts_started=_opt_int(raw, "ats") or 0,
-            stalled_counter=_opt_int(raw, "stc") or 0,
+            name=get("name", ""),
+            data=None if data is None or data == "null" else _json(data),
+            opts=_options_from_text(get("opts")),
+            timestamp=_int_or_zero(get("timestamp")),
+            delay=_int_or_zero(get("delay")),
+            priority=_int_or_zero(get("priority")),
+            processed_on=None if processed_on is None or processed_on == "" else _to_int(processed_on),
+            finished_on=None if finished_on is None or finished_on == "" else _to_int(finished_on),
+            attempts_made=_int_or_zero(get("atm")) or _int_or_zero(get("attemptsMade")),
+            attempts_started=_int_or_zero(ats),
+            stalled_counter=_int_or_zero(stc),
             progress=0 if progress is None else progress,
-            return_value=_json(raw.get("returnvalue")),
-            failed_reason=raw.get("failedReason"),
+            return_value=None if returned is None or returned == "null" else _json(returned),
+            failed_reason=get("failedReason"),
             stacktrace=stack if isinstance(stack, list) else [],
-            processed_by=raw.get("pb"),
-            deferred_failure=raw.get("defa"),
-            deduplication_id=raw.get("deid"),
-            scheduler_id=raw.get("rjk"),
-            dead_letter_source=raw.get("dlqSource"),
-            parent_key=raw.get("parentKey"),
-            parent=parent if isinstance(parent := _json(raw.get("parent")), dict) else None,
+            processed_by=get("pb"),
+            deferred_failure=get("defa"),
+            deduplication_id=get("deid"),
+            scheduler_id=get("rjk"),
+            dead_letter_source=get("dlqSource"),
+            parent_key=get("parentKey"),
+            parent=parent if isinstance(parent, dict) else None,
             token=token,
             queue=queue,
         )

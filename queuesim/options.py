@@ -36,6 +36,8 @@ BUILTIN_BACKOFF = ("fixed", "exponential")
 
 def dump_json(value: Any, field_name: str = "data") -> str:
     """JSON the way ``JSON.stringify`` writes it (no spaces); reject what cannot be serialised."""
+    if value is None:
+        return "null"
     try:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -120,6 +120,22 @@ class Queue:
         result = self.backend.add_job(self.name, name, payload, opts, timestamp)
         return self._job_after_add(result.job_id, name, data, opts, timestamp)
 
+    def prepare_add(self, name: str, data: Any = None, **options: Any) -> tuple[str, str, JobOptions]:
+        """Validate an add once, for many adds of the same job: returns ``(name, data JSON, options)`` for
+        :meth:`add_prepared`. Raises :class:`OptionError` like :meth:`add`; repeatable jobs are refused (they
+        go through :meth:`add`)."""
+        name, payload, opts, _ = self._prepare(name, data, options)
+        if opts.repeat is not None:
+            raise OptionError("repeat", "a repeatable job cannot be prepared; use Queue.add")
+        return name, payload, opts
+
+    def add_prepared(self, prepared: tuple[str, str, JobOptions]) -> str:
+        """Add one job prepared by :meth:`prepare_add` (the simulation's producers add this way: the options
+        are validated and serialised once, not per job). Returns the job id."""
+        name, payload, opts = prepared
+        timestamp = opts.timestamp if opts.timestamp is not None else self.clock.now_ms()
+        return self.backend.add_job(self.name, name, payload, opts, timestamp).job_id
+
     def _job_after_add(self, job_id: str, name: str, data: Any, opts: JobOptions, timestamp: int) -> Job:
         """The Job an add returns, built on the client as BullMQ does (no extra round trip). For a duplicate
         custom id or a deduplicated add, ``id`` is the existing job's; read it with :meth:`get_job`."""

@@ -30,6 +30,7 @@ __all__ = [
     "attempts_histogram",
     "conservation",
     "integral",
+    "job_summary",
     "latency_percentiles",
     "little_identity",
     "state_counts",
@@ -196,16 +197,42 @@ def summary(log: pd.DataFrame, jobs: pd.DataFrame, start_ms: int, end_ms: int,
     * rates: ``goodput_per_s`` (completions per second) and ``throughput_per_s`` (attempts ending per second,
       failed ones included).
     """
+    counts = state_counts(log) if len(log) else None
+
+    def tavg(column: str) -> float:
+        return time_average(counts, column, start_ms, end_ms) if counts is not None else math.nan
+
+    t = log["time_ms"]
+    in_window = log[(t >= start_ms) & (t < end_ms)]
+    frm = in_window["from"]
+    ends = int((frm == "active").sum()) - int(((frm == "active") & (in_window["reason"] == "stalled")).sum())
+    done = int(((in_window["to"] == "completed")).sum())
+    averages = {name: tavg(column) for name, column in _TIME_AVERAGES.items()}
+    return job_summary(jobs, start_ms, end_ms, averages, done, ends, capacity)
+
+
+#: the time averages of a summary, and the column of :func:`state_counts` each is taken from
+_TIME_AVERAGES = {"mean_in_system": "in_system", "mean_queued": "queued", "mean_delayed": "delayed",
+                  "mean_busy": "active"}
+
+
+def job_summary(jobs: pd.DataFrame, start_ms: int, end_ms: int, averages: dict[str, float], done: int, ends: int,
+                capacity: int | None, waits: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
+    """The part of :func:`summary` computed from the per-job table, completed with what the event log gives:
+    the four time averages (``averages``, keyed like the result), the completions (``done``) and the attempts
+    that ended (``ends``) in the window. The streaming recorder supplies those three from running totals, and
+    the waits apart (``waits`` = (created ms, wait ms) of every job that started) instead of a ``wait_ms``
+    column."""
     duration_s = (end_ms - start_ms) / 1000
     window = jobs[(jobs["created_ms"] >= start_ms) & (jobs["created_ms"] < end_ms)]
     final = window["final_state"]
     finished = window[final.isin(("completed", "failed", "dlq"))]
     sojourn = finished["sojourn_ms"].astype("float64").to_numpy()
-    wait = window["wait_ms"].dropna().astype("float64").to_numpy()
-    counts = state_counts(log) if len(log) else None
-
-    def tavg(column: str) -> float:
-        return time_average(counts, column, start_ms, end_ms) if counts is not None else math.nan
+    if waits is None:
+        wait = window["wait_ms"].dropna().astype("float64").to_numpy()
+    else:
+        created, values = waits
+        wait = values[(created >= start_ms) & (created < end_ms)].astype("float64")
 
     def pct(values: np.ndarray, p: float) -> float:
         return float(np.quantile(values, p)) if len(values) else math.nan
@@ -213,12 +240,7 @@ def summary(log: pd.DataFrame, jobs: pd.DataFrame, start_ms: int, end_ms: int,
     def mean(values: np.ndarray) -> float:
         return float(values.mean()) if len(values) else math.nan
 
-    t = log["time_ms"]
-    in_window = log[(t >= start_ms) & (t < end_ms)]
-    frm = in_window["from"]
-    ends = int((frm == "active").sum()) - int(((frm == "active") & (in_window["reason"] == "stalled")).sum())
-    done = int(((in_window["to"] == "completed")).sum())
-    busy = tavg("active")
+    busy = averages["mean_busy"]
     out = {
         "arrivals": float(len(window)),
         "completed": float((final == "completed").sum()),
@@ -232,9 +254,9 @@ def summary(log: pd.DataFrame, jobs: pd.DataFrame, start_ms: int, end_ms: int,
         "p50_sojourn_ms": pct(sojourn, 0.5),
         "p95_sojourn_ms": pct(sojourn, 0.95),
         "p99_sojourn_ms": pct(sojourn, 0.99),
-        "mean_in_system": tavg("in_system"),
-        "mean_queued": tavg("queued"),
-        "mean_delayed": tavg("delayed"),
+        "mean_in_system": averages["mean_in_system"],
+        "mean_queued": averages["mean_queued"],
+        "mean_delayed": averages["mean_delayed"],
         "mean_busy": busy,
         "utilisation": busy / capacity if capacity else math.nan,
         "mean_attempts": mean(finished["attempts"].to_numpy(dtype=np.float64)),

@@ -524,7 +524,13 @@ class _Stream:
         if last_id == "$":
             return []
         ms_text, _, seq_text = last_id.partition("-")
-        after = (int(ms_text), int(seq_text) if seq_text else 0)
+        newer = self.entries_after((int(ms_text), int(seq_text) if seq_text else 0))
+        if count is not None:
+            newer = newer[:count]
+        return [(f"{ms}-{seq}", dict(zip(fields[0::2], fields[1::2], strict=True))) for ms, seq, fields in newer]
+
+    def entries_after(self, after: tuple[int, int]) -> list[tuple[int, int, tuple[str, ...]]]:
+        """The stored entries with an id greater than ``after`` = (ms, seq), oldest first."""
         newer: list[tuple[int, int, tuple[str, ...]]] = []
         # entries are ordered by id: walk back from the newest
         for part in (self.tail, self.entries):
@@ -536,9 +542,7 @@ class _Stream:
                 continue
             break
         newer.reverse()
-        if count is not None:
-            newer = newer[:count]
-        return [(f"{ms}-{seq}", dict(zip(fields[0::2], fields[1::2], strict=True))) for ms, seq, fields in newer]
+        return newer
 
 
 # --- one queue's state ---------------------------------------------------------------------------------------
@@ -2028,6 +2032,13 @@ class MemoryBackend:
         """The queues of this store that have a ``meta`` hash (every queue writes one when created)."""
         with self._lock:
             return sorted(name for name, q in self._queues.items() if q.meta)
+
+    def read_event_entries(self, queue: str, after: tuple[int, int]) -> list[tuple[int, int, tuple[str, ...]]]:
+        """The events stream's entries after id ``after`` = (ms, seq), as stored: ``(ms, seq, fields)`` with the
+        flat field tuple. The simulation's recorder reads this way, without building id strings and dicts."""
+        with self._lock:
+            q = self._peek(queue)
+            return q.events.entries_after(after) if q is not None else []
 
     def last_event_id(self, queue: str) -> str:
         """Id of the newest entry of the events stream, ``"0"`` when it is empty (what ``$`` starts after)."""

@@ -81,6 +81,8 @@ class SimQueue:
         #: jobs added by the simulation's producers
         self.arrivals = 0
         self._pads: dict[int, Any] = {}
+        #: per job name: the add validated once by the queue, and the queue defaults it was validated with
+        self._prepared: dict[str, tuple[tuple[str, str, Any], Any]] = {}
 
     def register(self, spec: JobType | Saga) -> None:
         known = self.specs.get(spec.name)
@@ -105,21 +107,35 @@ class SimQueue:
     def add(self, spec: JobType | Saga, count: int = 1) -> None:
         """Add ``count`` jobs of ``spec`` now (one call), draw their first attempts and wake idle workers."""
         sim = self.sim
-        data = self.data(spec)
+        queue = self.queue
         if count == 1:
-            jobs = [self.queue.add(spec.name, data, **spec.options)]
+            prepared = self._prepared.get(spec.name)
+            if prepared is None or prepared[1] is not queue.default_job_options:
+                ready = queue.prepare_add(spec.name, self.data(spec), **spec.options)
+                prepared = self._prepared[spec.name] = (ready, queue.default_job_options)
+            ids = [queue.add_prepared(prepared[0])]
+            delayed = prepared[0][2].delay > 0
         else:
-            jobs = self.queue.add_bulk([(spec.name, data, spec.options)] * count)
+            jobs = queue.add_bulk([(spec.name, self.data(spec), spec.options)] * count)
+            ids = [job.id for job in jobs]
+            delayed = any(job.opts.delay for job in jobs)  # its own delay or one from the queue's defaults
         self.arrivals += count
         priority = spec.effective_priority
-        for job in jobs:
-            sim.recorder.note_added(self.name, job.id, priority)
-            if isinstance(spec, JobType):
-                service = spec.service.sample(self.service_rng(spec.name))
-                u = self.failure_rng(spec.name).random() if spec.failures is not None else None
-                self.first_attempts[job.id] = FirstAttempt(int(service + 0.5) if service > 0 else 0, u)
+        recorder = sim.recorder
+        if isinstance(spec, JobType):
+            service, failures = spec.service, spec.failures
+            service_rng = self.service_rng(spec.name)
+            failure_rng = self.failure_rng(spec.name) if failures is not None else None
+            for job_id in ids:
+                recorder.note_added(self.name, job_id, priority)
+                ms = service.sample(service_rng)
+                u = failure_rng.random() if failure_rng is not None else None
+                self.first_attempts[job_id] = FirstAttempt(int(ms + 0.5) if ms > 0 else 0, u)
+        else:
+            for job_id in ids:
+                recorder.note_added(self.name, job_id, priority)
         sim._after_call()
-        if any(job.opts.delay for job in jobs):  # its own delay or one from the queue's default job options
+        if delayed:
             self.dispatch.delayed_added()
         else:
             self.dispatch.notify(count, "added")
@@ -133,10 +149,15 @@ class Simulation:
         backend: ``"fakeredis"`` (default; the Redis backend and its Lua scripts on an embedded server) or
             ``"memory"`` (the same engine in plain Python structures, much faster).
         pull_every: the recorder reads the events streams after this many engine calls.
+        record: ``"log"`` (default: the event log and the per-job table, for charts and analysis) or ``"stats"``
+            (streaming statistics only: memory stays flat however many jobs run; :meth:`summary` works, the
+            tables do not). See :mod:`queuesim.sim.recorder`.
+        stats_warmup_ms: with ``record="stats"``, the warm-up left out of the summary (it must be known
+            before the run, since nothing is kept to recompute it).
     """
 
     def __init__(self, seed: int | np.random.SeedSequence = 0, backend: str = "fakeredis", *,
-                 pull_every: int = 64) -> None:
+                 pull_every: int = 64, record: str = "log", stats_warmup_ms: int = 0) -> None:
         if isinstance(pull_every, bool) or not isinstance(pull_every, int) or pull_every < 1:
             raise OptionError("pull_every", f"must be an integer >= 1, got {pull_every!r}")
         self.env = simpy.Environment()
@@ -144,7 +165,7 @@ class Simulation:
         self.streams = Streams(seed)
         self.backend_name = backend
         self.connection = connect_backend(backend, self.clock)
-        self.recorder = Recorder(self.connection)
+        self.recorder = Recorder(self.connection, record, stats_warmup_ms)
         self.queues: dict[str, SimQueue] = {}
         self.workers: dict[str, SimWorker] = {}
         self.dependency_calls = DependencyCalls()
@@ -428,6 +449,16 @@ class Simulation:
         """The standard metrics of the window [warmup_ms, end_ms) (see :func:`queuesim.analysis.metrics.summary`)."""
         from queuesim.analysis.metrics import summary
 
+        if self.recorder.streaming:
+            self.recorder.pull()
+            warmup = self.recorder._running.warmup
+            if warmup_ms != warmup:
+                raise OptionError("warmup_ms", f"this simulation records streaming statistics from "
+                                               f"stats_warmup_ms={warmup}; summarise with warmup_ms={warmup}")
+            if end_ms is not None and end_ms != self.now_ms:
+                raise OptionError("end_ms", f"with streaming statistics the window ends now ({self.now_ms}); "
+                                            "leave end_ms out")
+            return self.recorder.stats_summary(self.now_ms, self.capacity(), queue)
         log = self.event_log()
         jobs = self.jobs()
         if queue is not None:

@@ -57,6 +57,7 @@ class HealthMonitor:
         self.alerts: list[tuple[Any, ...]] = []
         self._seen = {sq.name: 0 for sq in queues}
         self._recent: dict[str, list[tuple[int, str, int]]] = {sq.name: [] for sq in queues}
+        sim.recorder.keep_finished = True  # (a streaming recorder lists finished jobs only for a monitor)
         sim.env.process(self._run())
 
     def _run(self) -> Generator[simpy.Event, Any, None]:
@@ -73,6 +74,8 @@ class HealthMonitor:
             finished = sim.recorder.finished[sq.name]
             recent = self._recent[sq.name]
             recent.extend(finished[self._seen[sq.name]:])
+            if sim.recorder.streaming:
+                finished.clear()  # nothing else reads them: memory stays flat
             self._seen[sq.name] = len(finished)
             cutoff = now - self.rules.window_ms
             recent[:] = [item for item in recent if item[0] > cutoff]

@@ -25,17 +25,30 @@ made, and consumed in the same order as the events are read, so the recorder may
 
 From the rows the recorder also keeps, per job: created, first start, finish, attempts, starts, stalls, final
 state and busy time (see :meth:`Recorder.jobs`).
+
+**Streaming statistics** (``mode="stats"``): for runs of millions of jobs, the recorder keeps no event log and
+forgets each job as soon as it finishes, after folding it into running totals: the time integrals of the state
+counts (for the time averages), completions and attempt ends per window, and a few numbers per finished job in
+compact arrays (created, wait, sojourn, attempts, starts, stalls; about 40 bytes a job), from which
+:meth:`Recorder.stats_summary` gives exactly what :func:`queuesim.analysis.metrics.summary` gives on the full
+tables. What it cannot do: the event log and per-job tables, and changes to a job after it finished (a retry of
+a failed job, a removal) are not counted.
 """
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections import deque
+from itertools import chain
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from queuesim.connection import Connection
-from queuesim.events import Event, QueueEvents
+from queuesim.errors import OptionError
+from queuesim.events import QueueEvents
 
 __all__ = ["LOG_COLUMNS", "JOB_COLUMNS", "Recorder"]
 
@@ -43,7 +56,59 @@ LOG_COLUMNS = ("time_ms", "job_id", "queue", "name", "attempt", "from", "to", "w
 JOB_COLUMNS = ("queue", "job_id", "name", "priority", "created_ms", "first_start_ms", "finish_ms", "attempts",
                "starts", "stalls", "final_state", "wait_ms", "service_ms", "sojourn_ms")
 FINAL_STATES = ("completed", "failed", "dlq", "removed")
+#: recorder modes: the full event log, or streaming statistics only
+MODES = ("log", "stats")
+#: final states as stored in the streaming arrays
+_FINAL_CODES = {"completed": 0, "failed": 1, "dlq": 2, "removed": 3}
 _SKIPPED = frozenset({"retries-exhausted", "progress", "debounced"})
+
+#: one stream entry as the recorder reads it: (ms, sequence number, the flat field tuple
+#: ``("event", name, "jobId", id, key, value, …)`` in the order the engine wrote the fields)
+Entry = tuple[int, int, tuple[str, ...]]
+
+
+class _StreamReader:
+    """Reads one queue's events stream through :class:`~queuesim.events.QueueEvents` (any backend)."""
+
+    def __init__(self, queue: str, connection: Connection) -> None:
+        self._events = QueueEvents(queue, connection, last_event_id="0")
+        self._backend = connection.backend
+        self._queue = queue
+
+    def read(self) -> list[Entry]:
+        raw = self._backend.read_events(self._queue, self._events.last_event_id, None)
+        if not raw:
+            return []
+        self._events.last_event_id = raw[-1][0]
+        out = []
+        for event_id, fields in raw:
+            ms, _, seq = event_id.partition("-")
+            out.append((int(ms), int(seq or 0), tuple(chain.from_iterable(fields.items()))))
+        return out
+
+
+class _EntryReader:
+    """Reads the memory backend's stream entries as they are stored (no id strings, no dicts)."""
+
+    def __init__(self, queue: str, backend: Any) -> None:
+        self._backend = backend
+        self._queue = queue
+        self._after = (0, 0)  # (no entry has id 0-0: the first one at ms 0 is 0-1)
+
+    def read(self) -> list[Entry]:
+        entries: list[Entry] = self._backend.read_event_entries(self._queue, self._after)
+        if entries:
+            last = entries[-1]
+            self._after = (last[0], last[1])
+        return entries
+
+
+def _field(fields: tuple[str, ...], key: str, start: int = 4) -> str | None:
+    """The value of ``key`` among an entry's fields (after the event name and job id)."""
+    for i in range(start, len(fields) - 1, 2):
+        if fields[i] == key:
+            return fields[i + 1]
+    return None
 
 
 class _JobRecord:
@@ -68,17 +133,111 @@ class _JobRecord:
         self.last_row = -1
 
 
+class _Running:
+    """Running totals of the streaming mode: the state counts and their time integrals from ``warmup_ms`` on,
+    and the completions and attempt ends counted there (those of the current ms apart, since a window
+    ``[warmup, now)`` leaves out what happens at ``now`` itself)."""
+
+    TRACKED = ("waiting", "prioritized", "delayed", "active")
+
+    def __init__(self, warmup_ms: int) -> None:
+        self.warmup = warmup_ms
+        self.count = dict.fromkeys(self.TRACKED, 0)
+        self.area = dict.fromkeys(self.TRACKED, 0)
+        self.last_t = 0
+        self.rows = 0
+        self.done = 0
+        self.ends = 0
+        #: (ms, completions at that ms, ends at that ms)
+        self.at_ms = (-1, 0, 0)
+
+    def change(self, t: int, frm: str, to: str, reason: str | None) -> None:
+        if t > self.last_t:
+            start = self.last_t if self.last_t > self.warmup else self.warmup
+            if t > start:
+                width = t - start
+                for state, n in self.count.items():
+                    if n:
+                        self.area[state] += n * width
+            self.last_t = t
+        count = self.count
+        if frm in count:
+            count[frm] -= 1
+        if to in count:
+            count[to] += 1
+        self.rows += 1
+        if t >= self.warmup:
+            done = to == "completed"
+            end = frm == "active" and reason != "stalled"
+            if done or end:
+                ms, d, e = self.at_ms
+                if ms != t:
+                    ms, d, e = t, 0, 0
+                self.at_ms = (ms, d + done, e + end)
+                self.done += done
+                self.ends += end
+
+    def averages(self, end_ms: int) -> tuple[dict[str, float], int, int]:
+        """(time averages keyed like a summary, completions, attempt ends) over [warmup, end_ms)."""
+        duration = end_ms - self.warmup
+        if self.rows == 0 or duration <= 0:
+            nan = dict.fromkeys(("mean_in_system", "mean_queued", "mean_delayed", "mean_busy"), math.nan)
+            return nan, 0, 0
+        area = dict(self.area)
+        start = self.last_t if self.last_t > self.warmup else self.warmup
+        if end_ms > start:
+            for state, n in self.count.items():
+                area[state] += n * (end_ms - start)
+        ms, d, e = self.at_ms
+        done, ends = (self.done - d, self.ends - e) if ms >= end_ms else (self.done, self.ends)
+        queued = area["waiting"] + area["prioritized"]
+        averages = {"mean_in_system": (queued + area["delayed"] + area["active"]) / duration,
+                    "mean_queued": queued / duration, "mean_delayed": area["delayed"] / duration,
+                    "mean_busy": area["active"] / duration}
+        return averages, done, ends
+
+
+class _Folded:
+    """The numbers the streaming mode keeps per job of one queue, in compact arrays."""
+
+    def __init__(self) -> None:
+        self.wait_created = array("q")
+        self.wait = array("q")
+        self.created = array("q")
+        self.final = array("b")
+        self.sojourn = array("q")
+        self.attempts = array("l")
+        self.starts = array("l")
+        self.stalls = array("l")
+
+
 class Recorder:
     """Reads the events streams of the watched queues and keeps the event log, the per-job records, saga steps,
     worker incidents and queue-wide events.
 
     Args:
         connection: the simulation's connection.
+        mode: ``"log"`` (the event log and per-job tables) or ``"stats"`` (streaming statistics only, for very
+            long runs; see the module's description).
+        warmup_ms: in ``"stats"`` mode, the start of the window the running totals cover.
     """
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, mode: str = "log", warmup_ms: int = 0) -> None:
+        if mode not in MODES:
+            raise OptionError("record", f"must be one of {', '.join(MODES)}, got {mode!r}")
+        if isinstance(warmup_ms, bool) or not isinstance(warmup_ms, int) or warmup_ms < 0:
+            raise OptionError("stats_warmup_ms", f"must be an integer >= 0, got {warmup_ms!r}")
         self.connection = connection
-        self._readers: dict[str, QueueEvents] = {}
+        self.mode = mode
+        self.streaming = mode == "stats"
+        #: whether finished jobs are listed in :attr:`finished` (always in log mode; in stats mode only while a
+        #: health monitor reads and empties the lists)
+        self.keep_finished = not self.streaming
+        self._running = _Running(warmup_ms)
+        self._folded: dict[str, _Folded] = {}
+        #: failed jobs to fold at the end of the batch (a "dead-lettered" may follow their "failed")
+        self._pending: list[tuple[str, str]] = []
+        self._readers: dict[str, _StreamReader | _EntryReader] = {}
         #: the event log, one tuple per state change (see :data:`LOG_COLUMNS`)
         self.rows: list[tuple[Any, ...]] = []
         #: queue-wide events: (time_ms, queue, event, job_id, detail)
@@ -102,9 +261,12 @@ class Recorder:
     def watch(self, queue: str) -> None:
         """Start reading ``queue``'s events stream (from its oldest entry)."""
         if queue not in self._readers:
-            self._readers[queue] = QueueEvents(queue, self.connection, last_event_id="0")
+            backend = self.connection.backend
+            self._readers[queue] = (_EntryReader(queue, backend) if hasattr(backend, "read_event_entries")
+                                    else _StreamReader(queue, self.connection))
             self.finished[queue] = []
             self.added_events[queue] = 0
+            self._folded[queue] = _Folded()
 
     def note_added(self, queue: str, job_id: str, priority: int) -> None:
         """A producer added this job with this priority (the stream does not carry the priority)."""
@@ -166,9 +328,29 @@ class Recorder:
 
     def _row(self, t: int, queue: str, job_id: str, rec: _JobRecord, attempt: int, to: str, worker: str | None,
              reason: str | None) -> None:
+        if self.streaming:
+            self._running.change(t, rec.state, to, reason)
+            rec.state = to
+            return
         self.rows.append((t, job_id, queue, rec.name, attempt, rec.state, to, worker, reason))
         rec.state = to
         rec.last_row = len(self.rows) - 1
+
+    def _fold(self, queue: str, job_id: str) -> None:
+        """Streaming mode: a job finished; keep its numbers and forget it."""
+        key = (queue, job_id)
+        rec = self._jobs.pop(key, None)
+        if rec is None:
+            return
+        self._actors.pop(key, None)
+        self._exits.pop(key, None)
+        folded = self._folded[queue]
+        folded.created.append(rec.created)
+        folded.final.append(_FINAL_CODES[rec.state])
+        folded.sojourn.append(rec.finish - rec.created if rec.finish is not None else 0)
+        folded.attempts.append(rec.atm)
+        folded.starts.append(rec.starts)
+        folded.stalls.append(rec.stalls)
 
     @staticmethod
     def _leave_active(rec: _JobRecord, t: int) -> None:
@@ -181,30 +363,30 @@ class Recorder:
 
     def _finish(self, queue: str, rec: _JobRecord, t: int, state: str, processing: int) -> None:
         rec.finish = t
-        self.finished[queue].append((t, state, processing))
+        if self.keep_finished:
+            self.finished[queue].append((t, state, processing))
 
-    def _consume(self, queue: str, events: list[Event]) -> None:
+    def _consume(self, queue: str, events: list[Entry]) -> None:
         jobs = self._jobs
         n = len(events)
         i = 0
         while i < n:
-            ev = events[i]
+            t, _, fields = events[i]
             i += 1
-            name = ev.name
-            job_id = ev.job_id
-            t = int(ev.id.split("-", 1)[0])
+            name = fields[1]
+            job_id = fields[3] if len(fields) > 3 and fields[2] == "jobId" else None
             if job_id is None or name in _SKIPPED:
                 if name not in _SKIPPED:
-                    self.queue_events.append((t, queue, name, None, _detail(ev)))
+                    self.queue_events.append((t, queue, name, None, _detail(fields, job_id)))
                 continue
             key = (queue, job_id)
             rec = jobs.get(key)
             if name == "added":
-                rec = jobs[key] = _JobRecord(ev.fields.get("name", ""), t, self._priority.pop(key, 0))
+                rec = jobs[key] = _JobRecord(_field(fields, "name") or "", t, self._priority.pop(key, 0))
                 self.added_events[queue] += 1
                 continue
             if rec is None:  # a job this recorder never saw added (e.g. added before it started watching)
-                self.queue_events.append((t, queue, name, job_id, _detail(ev)))
+                self.queue_events.append((t, queue, name, job_id, _detail(fields, job_id)))
                 continue
             if name == "active":
                 worker = self._pop_actor(key)
@@ -212,6 +394,10 @@ class Recorder:
                 rec.starts += 1
                 if rec.first_start is None:
                     rec.first_start = t
+                    if self.streaming:
+                        folded = self._folded[queue]
+                        folded.wait_created.append(rec.created)
+                        folded.wait.append(t - rec.created)
                 rec.active_since = t
                 self._row(t, queue, job_id, rec, rec.atm + 1, "active", worker, None)
             elif name == "completed":
@@ -221,15 +407,26 @@ class Recorder:
                 rec.atm += 1
                 self._row(t, queue, job_id, rec, rec.atm, "completed", rec.worker, None)
                 self._finish(queue, rec, t, "completed", processing)
+                if self.streaming:
+                    self._fold(queue, job_id)
             elif name == "failed":
                 self._pop_exit(key)
                 processing = t - rec.active_since if rec.active_since is not None else 0
                 self._leave_active(rec, t)
                 rec.atm += 1
-                self._row(t, queue, job_id, rec, rec.atm, "failed", rec.worker, ev.fields.get("failedReason"))
+                self._row(t, queue, job_id, rec, rec.atm, "failed", rec.worker, _field(fields, "failedReason"))
                 self._finish(queue, rec, t, "failed", processing)
+                if self.streaming:
+                    self._pending.append(key)
             elif name == "dead-lettered":
-                if rec.last_row >= 0 and rec.state == "failed":
+                if self.streaming:
+                    if rec.state == "failed":
+                        rec.state = "dlq"
+                        if self.keep_finished:
+                            fin = self.finished[queue]
+                            if fin and fin[-1][0] == t and fin[-1][1] == "failed":
+                                fin[-1] = (t, "dlq", fin[-1][2])
+                elif rec.last_row >= 0 and rec.state == "failed":
                     row = self.rows[rec.last_row]
                     self.rows[rec.last_row] = (*row[:6], "dlq", *row[7:])
                     rec.state = "dlq"
@@ -246,14 +443,14 @@ class Recorder:
                     self._row(t, queue, job_id, rec, rec.atm, "delayed", None,
                               "added" if rec.state == "" else "delay changed")
             elif name == "waiting":
-                prev = ev.fields.get("prev")
+                prev = _field(fields, "prev")
                 if prev is None:
                     self._row(t, queue, job_id, rec, rec.atm, self._ready(rec), None, "added")
                 elif prev == "delayed":
                     self._row(t, queue, job_id, rec, rec.atm, self._ready(rec), None, "due")
                 elif prev == "active":
-                    nxt = events[i] if i < n else None
-                    if nxt is not None and nxt.name == "stalled" and nxt.job_id == job_id:
+                    nxt = events[i][2] if i < n else None
+                    if nxt is not None and nxt[1] == "stalled" and len(nxt) > 3 and nxt[3] == job_id:
                         i += 1  # the stall check emits "waiting" then "stalled": one row
                         self._leave_active(rec, t)
                         rec.stalls += 1
@@ -272,16 +469,68 @@ class Recorder:
                 self._leave_active(rec, t)
                 if rec.state not in FINAL_STATES:
                     rec.finish = t
-                self._row(t, queue, job_id, rec, rec.atm, "removed", None, ev.fields.get("prev"))
+                self._row(t, queue, job_id, rec, rec.atm, "removed", None, _field(fields, "prev"))
+                if self.streaming:
+                    self._fold(queue, job_id)
             else:  # stalled without its waiting, duplicated, deduplicated, waiting-children…
                 if name in ("duplicated", "deduplicated"):
                     self.added_events[queue] += 1  # an add that created no job
-                self.queue_events.append((t, queue, name, job_id, _detail(ev)))
+                self.queue_events.append((t, queue, name, job_id, _detail(fields, job_id)))
+        if self._pending:
+            for q_name, pending_id in self._pending:
+                self._fold(q_name, pending_id)
+            self._pending.clear()
+
+    # --- streaming statistics ----------------------------------------------------------------------------
+
+    def stats_summary(self, end_ms: int, capacity: int | None = None, queue: str | None = None) -> dict[str, float]:
+        """Streaming mode: the metrics of :func:`queuesim.analysis.metrics.summary` over [warmup, end_ms), from
+        the running totals and the folded jobs (plus the jobs still in the system).
+
+        The time averages, completions and attempt ends are totals over every queue; ``queue`` narrows the
+        per-job metrics only (and is refused when several queues are watched, rather than mixing the two)."""
+        from queuesim.analysis.metrics import job_summary
+
+        if not self.streaming:
+            raise OptionError("record", "stats_summary needs a recorder in 'stats' mode")
+        queues = list(self._folded) if queue is None else [queue]
+        if queue is not None and len(self._folded) > 1:
+            raise OptionError("queue", "in 'stats' mode the running totals cover every queue together; "
+                                       "summarise without a queue, or record in 'log' mode")
+        columns: dict[str, list[np.ndarray]] = {k: [] for k in ("created_ms", "final_state", "sojourn_ms",
+                                                                  "attempts", "starts", "stalls")}
+        states = np.array(["completed", "failed", "dlq", "removed"], dtype=object)
+        wait_created: list[np.ndarray] = []
+        waits: list[np.ndarray] = []
+        for name in queues:
+            f = self._folded[name]
+            live = [r for (q, _), r in self._jobs.items() if q == name]
+            columns["created_ms"] += [np.asarray(f.created, dtype=np.int64),
+                                      np.array([r.created for r in live], dtype=np.int64)]
+            columns["final_state"] += [states[np.asarray(f.final, dtype=np.int64)],
+                                       np.array([r.state if r.state in FINAL_STATES else "unfinished"
+                                                 for r in live], dtype=object)]
+            columns["sojourn_ms"] += [np.asarray(f.sojourn, dtype=np.float64), np.full(len(live), np.nan)]
+            for column, attr in (("attempts", "atm"), ("starts", "starts"), ("stalls", "stalls")):
+                columns[column] += [np.asarray(getattr(f, column), dtype=np.int64),
+                                    np.array([getattr(r, attr) for r in live], dtype=np.int64)]
+            wait_created.append(np.asarray(f.wait_created, dtype=np.int64))
+            waits.append(np.asarray(f.wait, dtype=np.int64))
+        jobs = pd.DataFrame({k: np.concatenate(v) for k, v in columns.items()})
+        averages, done, ends = self._running.averages(end_ms)
+        return job_summary(jobs, self._running.warmup, end_ms, averages, done, ends, capacity,
+                           waits=(np.concatenate(wait_created), np.concatenate(waits)))
 
     # --- tables ------------------------------------------------------------------------------------------
 
+    def _need_log(self, what: str) -> None:
+        if self.streaming:
+            raise OptionError("record", f"{what} needs the simulation to record in 'log' mode (this one keeps "
+                                        "streaming statistics only: use summary())")
+
     def event_log(self) -> pd.DataFrame:
         """The event log: one row per state change, in the order they happened."""
+        self._need_log("the event log")
         df = pd.DataFrame.from_records(self.rows, columns=list(LOG_COLUMNS))
         return df.astype({"time_ms": "int64", "attempt": "int64"})
 
@@ -289,6 +538,7 @@ class Recorder:
         """One row per job: created, first start, finish (ms), attempts made, starts (including re-runs after a
         stall), stalls, final state (``unfinished`` while in the system), wait (first start - created),
         service (time spent active) and sojourn (finish - created)."""
+        self._need_log("the per-job table")
         records = []
         for (queue, job_id), r in self._jobs.items():
             final = r.state if r.state in FINAL_STATES else "unfinished"
@@ -317,7 +567,9 @@ class Recorder:
         return pd.DataFrame.from_records(self.queue_events, columns=["time_ms", "queue", "event", "job_id", "detail"])
 
 
-def _detail(ev: Event) -> str | None:
-    if not ev.fields:
+def _detail(fields: tuple[str, ...], job_id: str | None) -> str | None:
+    """The fields of an entry other than its name and job id, as ``key=value`` pairs sorted by key."""
+    rest = fields[4:] if job_id is not None else fields[2:]
+    if not rest:
         return None
-    return ",".join(f"{k}={v}" for k, v in sorted(ev.fields.items()))
+    return ",".join(f"{k}={v}" for k, v in sorted(zip(rest[0::2], rest[1::2], strict=True)))

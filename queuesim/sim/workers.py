@@ -30,7 +30,8 @@ import simpy
 from queuesim.backends.base import Backend
 from queuesim.errors import OptionError, ScriptError
 from queuesim.job import Job
-from queuesim.sim.execution import AttemptContext, run_attempt
+from queuesim.sim.execution import AttemptContext, Outcome, run_attempt
+from queuesim.sim.jobs import JobType
 from queuesim.worker import Worker
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ __all__ = ["Dispatch", "SimWorker"]
 
 #: wake-up reasons after which a slot that got a job wakes the next idle slot (several jobs may be ready)
 _CASCADE = frozenset({"due", "resume", "stalled", "freed", "requeued"})
+#: the outcome of every successful plain attempt (never changed after creation)
+_SUCCESS = Outcome()
 
 
 class Dispatch:
@@ -236,16 +239,25 @@ class SimWorker:
             raise OptionError("job", f"queue {squeue.name!r} has a job named {job.name!r} but no job type for it; "
                                      f"add jobs through sim.add_arrivals or sim.add_backlog (known: "
                                      f"{sorted(squeue.specs)})")
-        attempt = job.attempts_made + 1
         start = int(self.env.now)
+        first = squeue.first_attempts.pop(job.id, None)
+        if (first is not None and first.u is None and type(spec) is JobType and spec.dependency is None
+                and job.opts.timeout is None):
+            # the common case, a plain job's first attempt that cannot fail: just the work
+            if first.service_ms:
+                yield self.env.timeout(first.service_ms)
+            outcome = _SUCCESS
+        else:
+            attempt = job.attempts_made + 1
 
-        def record_step(step: str, action: str, outcome: str, began: int) -> None:
-            now = int(self.env.now)
-            sim.recorder.note_step(now, squeue.name, job.id, attempt, step, action, outcome, now - began, self.id)
+            def record_step(step: str, action: str, outcome: str, began: int) -> None:
+                now = int(self.env.now)
+                sim.recorder.note_step(now, squeue.name, job.id, attempt, step, action, outcome, now - began,
+                                       self.id)
 
-        ctx = AttemptContext(self.env, squeue.service_rng(job.name), squeue.failure_rng(job.name),
-                             sim.dependency_calls, record_step)
-        outcome = yield from run_attempt(ctx, spec, job, squeue.first_attempts.pop(job.id, None))
+            ctx = AttemptContext(self.env, squeue.service_rng(job.name), squeue.failure_rng(job.name),
+                                 sim.dependency_calls, record_step)
+            outcome = yield from run_attempt(ctx, spec, job, first)
         self.busy_ms += int(self.env.now) - start
         yield from self._gate()
         if self.state == "crashed":

@@ -1,0 +1,252 @@
+"""Every benchmark of ``docs/performance.md``, side by side with the peer programs, in one run (``make bench``).
+
+Four sections, each reported as medians over ``--runs`` runs with ratios against peers measured in the same run
+(the machines are shared and noisy: the ratios mean more than the absolute figures):
+
+a. **Simulation on the memory backend** — M/M/4 at ρ = 0.9 (λ = 3.6/s, mean service 1 s), ``--sim-jobs`` jobs
+   (200,000 by default), end to end: arrivals, the engine's transitions, the workers' SimPy processes and the
+   recorder (event log mode, the default, and streaming statistics). Peers: Ciw and a hand-written SimPy M/M/c
+   (``bench_ciw.py``, ``bench_simpy.py``). Unit: simulated jobs per wall second. The mean wait is printed next
+   to Erlang C's exact 1.969 s as a check that the fast run is also a right one.
+b. **Simulation on fakeredis** — the same scenario with ``--fake-jobs`` jobs (20,000) on the embedded fakeredis,
+   every transition a Lua script. Peer: the official Python ``bullmq`` package running its own scripts on
+   fakeredis (``py_bullmq_bench.py fake``); its jobs/s end to end is one add plus one processing per job:
+   ``1 / (1/add + 1/process)`` with its faster processing figure (concurrency 1 or 50).
+c. **Live on a real Redis** (a private ``redis-server`` on a free port) — no-op jobs: add_bulk, add, process at
+   concurrency 1 and 50 (``bench/engine_bench.py``'s protocol). Peers: the Python ``bullmq`` package and, when
+   ``npm`` is available, Node BullMQ (``node_bullmq_bench.js``).
+d. **Scaling on the memory backend** — 10k / 100k / 1M jobs with streaming statistics, each in a fresh process:
+   wall time (it should grow linearly) and peak RSS.
+
+Usage::
+
+    python bench/suite.py [--only abcd] [--runs 3] [--sim-jobs 200000] [--fake-jobs 20000]
+                          [--peer-fake-jobs 2000] [--n-real 20000] [--scaling 10000,100000,1000000]
+
+The peers come from ``$QUEUESIM_PEERS_DIR`` (a folder of the peer programs; copied to a temporary folder to run)
+and run in their own virtual environment, ``bench/.peers-venv``; Node BullMQ is installed with npm into
+``bench/.node-peers``. Results are printed and written to ``bench/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import engine_bench  # noqa: E402  (a sibling script, not a package)
+
+NODE_PEERS = BENCH / ".node-peers"
+#: M/M/4 at rho = 0.9: the peers' scenario (common.py)
+LAMBDA_PER_S = 3.6
+SERVERS = 4
+MEAN_SERVICE_MS = 1000
+EXACT_WQ_S = 1.969383
+
+
+# --- one measurement in a fresh process ---------------------------------------------------------------------
+
+
+def child_sim(backend: str, jobs: int, seed: int, record: str) -> dict[str, Any]:
+    """Run the M/M/4 scenario for about ``jobs`` arrivals; returns jobs finished, wall seconds, mean wait."""
+    from queuesim.sim import Exponential, JobType, Poisson, Simulation
+
+    sim = Simulation(seed=seed, backend=backend, record=record)
+    sim.queue("bench")
+    sim.add_workers("bench", count=SERVERS)
+    sim.add_arrivals("bench", JobType("work", Exponential(MEAN_SERVICE_MS), options={"remove_on_complete": True}),
+                     Poisson(LAMBDA_PER_S))
+    until_ms = int(jobs / LAMBDA_PER_S * 1000)
+    start = time.perf_counter()
+    sim.run(until_ms=until_ms)
+    wall = time.perf_counter() - start
+    summary = sim.summary()
+    return {"jobs": int(summary["completed"]), "wall_s": wall, "mean_wait_s": summary["mean_wait_ms"] / 1000,
+            "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def in_child(backend: str, jobs: int, seed: int, record: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, "--child", backend, str(jobs), str(seed), record],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --- peers --------------------------------------------------------------------------------------------------
+
+
+def peers_dir() -> Path:
+    path = engine_bench.PEERS_DEFAULT
+    if not path.is_dir():
+        raise SystemExit(f"the peer programs are not at {path}; set QUEUESIM_PEERS_DIR")
+    return path
+
+
+def peers_python() -> Path:
+    py = engine_bench.peers_python()
+    check = subprocess.run([str(py), "-c", "import ciw, simpy"], capture_output=True)
+    if check.returncode != 0:
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "ciw", "simpy"], check=True)
+    return py
+
+
+def run_peer_program(args: list[str], python: bool = True) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in peers_dir().iterdir():
+            if f.is_file():
+                shutil.copy(f, tmp)
+        if not python:
+            os.symlink(NODE_PEERS / "node_modules", Path(tmp) / "node_modules")
+        cmd = [str(peers_python()), *args] if python else args
+        out = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, check=True, timeout=7200)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def node_available() -> bool:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return False
+    if not (NODE_PEERS / "node_modules" / "bullmq").is_dir():
+        NODE_PEERS.mkdir(exist_ok=True)
+        done = subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(NODE_PEERS),
+                               "bullmq@5", "ioredis"], capture_output=True)
+        if done.returncode != 0:
+            return False
+    return True
+
+
+def median_of(runs: int, measure: Callable[[int], float]) -> tuple[float, list[float]]:
+    values = [measure(seed) for seed in range(1, runs + 1)]
+    return statistics.median(values), values
+
+
+# --- sections -----------------------------------------------------------------------------------------------
+
+
+def section_a(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    n = args.sim_jobs
+    print(f"\n(a) M/M/4 at rho=0.9, {n:,} jobs, simulated jobs per wall second (median of {args.runs})")
+    waits: dict[str, list[float]] = {}
+
+    def ours(record: str) -> Callable[[int], float]:
+        def run(seed: int) -> float:
+            r = in_child("memory", n, seed, record)
+            waits.setdefault(record, []).append(r["mean_wait_s"])
+            return r["jobs"] / r["wall_s"]
+        return run
+
+    def peer(program: str) -> Callable[[int], float]:
+        return lambda seed: float(run_peer_program([program, str(seed)])["customers_per_s"])
+
+    rows = {
+        "queuesim memory, event log": median_of(args.runs, ours("log")),
+        "queuesim memory, streaming stats": median_of(args.runs, ours("stats")),
+        "Ciw": median_of(args.runs, peer("bench_ciw.py")),
+        "SimPy, hand-written M/M/c": median_of(args.runs, peer("bench_simpy.py")),
+    }
+    ciw, simpy = rows["Ciw"][0], rows["SimPy, hand-written M/M/c"][0]
+    for name, (rate, values) in rows.items():
+        print(f"  {name:<34}{rate:>10,.0f}/s   x Ciw {rate / ciw:5.2f}   x SimPy {rate / simpy:5.2f}   "
+              f"runs {[round(v) for v in values]}")
+    for record, w in waits.items():
+        print(f"  mean wait ({record}): {statistics.mean(w):.3f} s over the runs (Erlang C: {EXACT_WQ_S} s)")
+    results["a"] = {name: {"median": rate, "runs": values} for name, (rate, values) in rows.items()}
+    results["a"]["mean_wait_s"] = {k: statistics.mean(v) for k, v in waits.items()}
+
+
+def section_b(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    n = args.fake_jobs
+    print(f"\n(b) the same scenario on fakeredis: queuesim {n:,} jobs, bullmq-py {args.peer_fake_jobs:,} jobs "
+          f"(median of {args.runs}), jobs per wall second")
+    ours, our_runs = median_of(args.runs, lambda seed: (lambda r: r["jobs"] / r["wall_s"])(
+        in_child("fakeredis", n, seed, "log")))
+    peer = run_peer_program(["py_bullmq_bench.py", "fake", str(args.peer_fake_jobs), str(args.runs)])
+    add = float(peer["addSingle"]["median"])
+    process = max(float(peer["procC1"]["median"]), float(peer["procC50"]["median"]))
+    peer_rate = 1 / (1 / add + 1 / process)
+    print(f"  queuesim simulation on fakeredis {ours:10,.0f}/s   runs {[round(v) for v in our_runs]}")
+    print(f"  bullmq-py on fakeredis           {peer_rate:10,.0f}/s   (add {add:,.0f}/s, process {process:,.0f}/s)")
+    print(f"  ratio {ours / peer_rate:.2f}x")
+    results["b"] = {"queuesim": ours, "queuesim_runs": our_runs, "bullmq_py": peer_rate, "bullmq_py_raw": peer,
+                    "ratio": ours / peer_rate}
+
+
+def section_c(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    n = args.n_real
+    print(f"\n(c) live on a real Redis (private redis-server), no-op jobs, N={n:,}, jobs/s (median of {args.runs})")
+    proc, port = engine_bench.start_redis()
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        ours = engine_bench.queuesim_run(url, n, args.runs)
+        py = engine_bench.run_peer(peers_dir(), "real", n, args.runs, port)
+        node = None
+        if node_available():
+            raw = run_peer_program(["node", "node_bullmq_bench.js", str(n), str(args.runs), str(port)], python=False)
+            node = {k: float(raw[k]["median"]) for k in ("addBulk", "addSingle", "procC1", "procC50")}
+        else:
+            print("  (Node BullMQ skipped: node/npm not available)")
+    finally:
+        proc.terminate()
+    print(f"  {'measure':<12}{'queuesim':>10}{'bullmq-py':>11}{'ratio':>8}{'Node':>10}{'ratio':>8}")
+    for k in ("addBulk", "addSingle", "procC1", "procC50"):
+        node_part = f"{node[k]:10,.0f}{ours[k] / node[k]:7.2f}x" if node else ""
+        print(f"  {k:<12}{ours[k]:10,.0f}{py[k]:11,.0f}{ours[k] / py[k]:7.2f}x{node_part}")
+    results["c"] = {"queuesim": ours, "bullmq_py": py, "node": node}
+
+
+def section_d(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    sizes = [int(s) for s in args.scaling.split(",")]
+    print("\n(d) scaling on the memory backend, streaming statistics, one fresh process per size")
+    rows = []
+    for n in sizes:
+        r = in_child("memory", n, 1, "stats")
+        rows.append((n, r))
+        print(f"  {n:>10,} jobs  wall {r['wall_s']:8.2f} s  {r['jobs'] / r['wall_s']:9,.0f}/s  "
+              f"peak RSS {r['max_rss_mib']:7.1f} MiB  mean wait {r['mean_wait_s']:.3f} s")
+    for (n1, r1), (n2, r2) in itertools.pairwise(rows):
+        print(f"  time {n2:,} / {n1:,} = {r2['wall_s'] / r1['wall_s']:.2f}x (jobs x{n2 / n1:.0f})")
+    results["d"] = [{"jobs": n, **r} for n, r in rows]
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        backend, jobs, seed, record = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+        print(json.dumps(child_sim(backend, jobs, seed, record)))
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="abcd", help="sections to run, e.g. 'ad'")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--sim-jobs", type=int, default=200_000)
+    ap.add_argument("--fake-jobs", type=int, default=20_000)
+    ap.add_argument("--peer-fake-jobs", type=int, default=2_000)
+    ap.add_argument("--n-real", type=int, default=20_000)
+    ap.add_argument("--scaling", default="10000,100000,1000000")
+    args = ap.parse_args()
+    unknown = set(args.only) - set("abcd")
+    if unknown:
+        raise SystemExit(f"--only: unknown sections {sorted(unknown)}; allowed: a, b, c, d")
+    print(f"machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    results: dict[str, Any] = {"command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                               "python": platform.python_version(), "cores": os.cpu_count()}
+    for key, section in (("a", section_a), ("b", section_b), ("c", section_c), ("d", section_d)):
+        if key in args.only:
+            section(args, results)
+    (BENCH / "results.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
