@@ -44,7 +44,12 @@ def _to_int(text: str) -> int:
 
 
 def _int_or_zero(text: str | None) -> int:
-    return 0 if not text else _to_int(text)
+    if not text:
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        return int(float(text))
 
 
 def _json(value: str | None) -> Any:
@@ -123,42 +128,40 @@ class Job:
         get = raw.get
         progress = get("progress")
         stack = get("stacktrace")
-        ats = get("ats")
-        stc = get("stc")
         data = get("data")
         parent = get("parent")
         returned = get("returnvalue")
         processed_on = get("processedOn")
         finished_on = get("finishedOn")
-        progress = 0 if progress is None else _json(progress)
         stack = _json(stack) if stack is not None else None
         parent = _json(parent) if parent is not None else None
+        # positional arguments, in the order of the fields above (a third of the cost of keywords)
         return cls(
-            id=job_id,
-            name=get("name", ""),
-            data=None if data is None or data == "null" else _json(data),
-            opts=_options_from_text(get("opts")),
-            timestamp=_int_or_zero(get("timestamp")),
-            delay=_int_or_zero(get("delay")),
-            priority=_int_or_zero(get("priority")),
-            processed_on=None if processed_on is None or processed_on == "" else _to_int(processed_on),
-            finished_on=None if finished_on is None or finished_on == "" else _to_int(finished_on),
-            attempts_made=_int_or_zero(get("atm")) or _int_or_zero(get("attemptsMade")),
-            attempts_started=_int_or_zero(ats),
-            stalled_counter=_int_or_zero(stc),
-            progress=0 if progress is None else progress,
-            return_value=None if returned is None or returned == "null" else _json(returned),
-            failed_reason=get("failedReason"),
-            stacktrace=stack if isinstance(stack, list) else [],
-            processed_by=get("pb"),
-            deferred_failure=get("defa"),
-            deduplication_id=get("deid"),
-            scheduler_id=get("rjk"),
-            dead_letter_source=get("dlqSource"),
-            parent_key=get("parentKey"),
-            parent=parent if isinstance(parent, dict) else None,
-            token=token,
-            queue=queue,
+            job_id,
+            get("name", ""),
+            None if data is None or data == "null" else _json(data),
+            _options_from_text(get("opts")),
+            _int_or_zero(get("timestamp")),
+            _int_or_zero(get("delay")),
+            _int_or_zero(get("priority")),
+            None if not processed_on else _to_int(processed_on),
+            None if not finished_on else _to_int(finished_on),
+            _int_or_zero(get("atm")) or _int_or_zero(get("attemptsMade")),
+            _int_or_zero(get("ats")),
+            _int_or_zero(get("stc")),
+            0 if progress is None else _json(progress),
+            None if returned is None or returned == "null" else _json(returned),
+            get("failedReason"),
+            stack if isinstance(stack, list) else [],
+            get("pb"),
+            get("defa"),
+            get("deid"),
+            get("rjk"),
+            get("dlqSource"),
+            get("parentKey"),
+            parent if isinstance(parent, dict) else None,
+            token,
+            queue,
         )
 
     # --- actions (through the queue) ------------------------------------------------------------------------

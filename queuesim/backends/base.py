@@ -131,14 +131,14 @@ class Backend(Protocol):
 def flow_parent_args(opts: JobOptions, prefix: str) -> tuple[JobOptions, str, str]:
     """For a flow child: its options with the parent's prefix filled in, the parent's job key, and the
     reference the child stores (BullMQ's ``parentKey`` / ``parent`` fields). Empty strings for other jobs."""
+    parent = opts.parent
+    if parent is None:
+        return opts, "", ""
     import dataclasses
     import json
 
     from queuesim.errors import OptionError
 
-    parent = opts.parent
-    if parent is None:
-        return opts, "", ""
     if parent.prefix is not None and parent.prefix != prefix:
         raise OptionError("parent.queue", f"the parent must use this connection's prefix {prefix!r}, "
                                           f"got {parent.prefix!r}")
