@@ -128,9 +128,14 @@ def node_available() -> bool:
     return True
 
 
-def median_of(runs: int, measure: Callable[[int], float]) -> tuple[float, list[float]]:
-    values = [measure(seed) for seed in range(1, runs + 1)]
-    return statistics.median(values), values
+def interleaved(runs: int, measures: dict[str, Callable[[int], Any]]) -> dict[str, list[Any]]:
+    """Run every measure once per run, alternating them (run 1 of each, then run 2 of each…), so that the
+    load other programs put on a shared machine falls on all of them alike."""
+    out: dict[str, list[Any]] = {name: [] for name in measures}
+    for seed in range(1, runs + 1):
+        for name, measure in measures.items():
+            out[name].append(measure(seed))
+    return out
 
 
 # --- sections -----------------------------------------------------------------------------------------------
@@ -151,12 +156,13 @@ def section_a(args: argparse.Namespace, results: dict[str, Any]) -> None:
     def peer(program: str) -> Callable[[int], float]:
         return lambda seed: float(run_peer_program([program, str(seed)])["customers_per_s"])
 
-    rows = {
-        "queuesim memory, event log": median_of(args.runs, ours("log")),
-        "queuesim memory, streaming stats": median_of(args.runs, ours("stats")),
-        "Ciw": median_of(args.runs, peer("bench_ciw.py")),
-        "SimPy, hand-written M/M/c": median_of(args.runs, peer("bench_simpy.py")),
-    }
+    values = interleaved(args.runs, {
+        "queuesim memory, event log": ours("log"),
+        "queuesim memory, streaming stats": ours("stats"),
+        "Ciw": peer("bench_ciw.py"),
+        "SimPy, hand-written M/M/c": peer("bench_simpy.py"),
+    })
+    rows = {name: (statistics.median(v), v) for name, v in values.items()}
     ciw, simpy = rows["Ciw"][0], rows["SimPy, hand-written M/M/c"][0]
     for name, (rate, values) in rows.items():
         print(f"  {name:<34}{rate:>10,.0f}/s   x Ciw {rate / ciw:5.2f}   x SimPy {rate / simpy:5.2f}   "
@@ -171,11 +177,19 @@ def section_b(args: argparse.Namespace, results: dict[str, Any]) -> None:
     n = args.fake_jobs
     print(f"\n(b) the same scenario on fakeredis: queuesim {n:,} jobs, bullmq-py {args.peer_fake_jobs:,} jobs "
           f"(median of {args.runs}), jobs per wall second")
-    ours, our_runs = median_of(args.runs, lambda seed: (lambda r: r["jobs"] / r["wall_s"])(
-        in_child("fakeredis", n, seed, "log")))
-    peer = run_peer_program(["py_bullmq_bench.py", "fake", str(args.peer_fake_jobs), str(args.runs)])
-    add = float(peer["addSingle"]["median"])
-    process = max(float(peer["procC1"]["median"]), float(peer["procC50"]["median"]))
+    def peer_run(_seed: int) -> dict[str, Any]:
+        return run_peer_program(["py_bullmq_bench.py", "fake", str(args.peer_fake_jobs), "1"])
+
+    values = interleaved(args.runs, {
+        "ours": lambda seed: (lambda r: r["jobs"] / r["wall_s"])(in_child("fakeredis", n, seed, "log")),
+        "peer": peer_run,
+    })
+    our_runs = values["ours"]
+    ours = statistics.median(our_runs)
+    add = statistics.median(float(p["addSingle"]["median"]) for p in values["peer"])
+    process = statistics.median(max(float(p["procC1"]["median"]), float(p["procC50"]["median"]))
+                                for p in values["peer"])
+    peer = {"addSingle": add, "process": process}
     peer_rate = 1 / (1 / add + 1 / process)
     print(f"  queuesim simulation on fakeredis {ours:10,.0f}/s   runs {[round(v) for v in our_runs]}")
     print(f"  bullmq-py on fakeredis           {peer_rate:10,.0f}/s   (add {add:,.0f}/s, process {process:,.0f}/s)")
@@ -190,14 +204,21 @@ def section_c(args: argparse.Namespace, results: dict[str, Any]) -> None:
     proc, port = engine_bench.start_redis()
     try:
         url = f"redis://127.0.0.1:{port}/0"
-        ours = engine_bench.queuesim_run(url, n, args.runs)
-        py = engine_bench.run_peer(peers_dir(), "real", n, args.runs, port)
-        node = None
+        measures: dict[str, Callable[[int], Any]] = {
+            "ours": lambda _seed: engine_bench.queuesim_run(url, n, 1),
+            "py": lambda _seed: engine_bench.run_peer(peers_dir(), "real", n, 1, port),
+        }
         if node_available():
-            raw = run_peer_program(["node", "node_bullmq_bench.js", str(n), str(args.runs), str(port)], python=False)
-            node = {k: float(raw[k]["median"]) for k in ("addBulk", "addSingle", "procC1", "procC50")}
+            def node_run(_seed: int) -> dict[str, float]:
+                raw = run_peer_program(["node", "node_bullmq_bench.js", str(n), "1", str(port)], python=False)
+                return {k: float(raw[k]["median"]) for k in ("addBulk", "addSingle", "procC1", "procC50")}
+            measures["node"] = node_run
         else:
             print("  (Node BullMQ skipped: node/npm not available)")
+        values = interleaved(args.runs, measures)
+        ours, py = ({k: statistics.median(r[k] for r in values[who]) for k in values[who][0]} for who in ("ours", "py"))
+        node = ({k: statistics.median(r[k] for r in values["node"]) for k in values["node"][0]}
+                if "node" in values else None)
     finally:
         proc.terminate()
     print(f"  {'measure':<12}{'queuesim':>10}{'bullmq-py':>11}{'ratio':>8}{'Node':>10}{'ratio':>8}")

@@ -6,6 +6,7 @@ Each sub-command is one function below; ``queuesim --help`` lists them.
   live demo on the embedded server.
 * ``queuesim run | sweep | compare | verify | list | show | inspect`` — scenario files, theory checks and a
   read-only look at a live Redis (:mod:`queuesim.commands`).
+* ``queuesim exercise list | show | start | check`` — the classroom exercises (:mod:`queuesim.exercises.cli`).
 """
 
 from __future__ import annotations
@@ -98,6 +99,15 @@ def _register_scenario_commands() -> None:
 
 
 _register_scenario_commands()
+
+
+def _register_exercise_commands() -> None:
+    from queuesim.exercises.cli import register
+
+    register(app)
+
+
+_register_exercise_commands()
 
 
 def main() -> None:
