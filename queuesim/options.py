@@ -392,19 +392,23 @@ class JobOptions:
         attempts: total number of tries (1 = no retry; 0 behaves like 1).
         backoff: wait between tries, see :class:`Backoff`.
         lifo: put the job at the head of the wait list instead of the tail.
-        remove_on_complete / remove_on_fail: which finished jobs to keep, see :class:`KeepJobs`.
+        remove_on_complete: which completed jobs to keep, see :class:`KeepJobs`.
+        remove_on_fail: which failed jobs to keep, see :class:`KeepJobs`.
         deduplication: see :class:`Deduplication`.
         repeat: see :class:`Repeat`.
         timestamp: creation time (defaults to the clock's now); the delay counts from it.
         timeout: queuesim extension: an attempt running longer than this fails with a clear reason.
-        keep_logs: keep only the last N log lines. stack_trace_limit: keep only the last N stack traces.
+        keep_logs: keep only the last N log lines.
+        stack_trace_limit: keep only the last N stack traces.
         size_limit: refuse data whose JSON is longer than this many bytes.
         parent: in a flow, the job this one is a child of (see :class:`Parent`); the parent waits in
             ``waiting-children`` until its children are done.
-        fail_parent_on_failure / continue_parent_on_failure / ignore_dependency_on_failure /
-            remove_dependency_on_failure: what this child's final failure does to its parent (at most one):
-            fail it; release it now; release it once the other children are done, recording the failure;
-            or drop the dependency silently. With none, the parent keeps waiting.
+        fail_parent_on_failure: this child's final failure fails its parent. At most one of the four
+            parent-failure options may be set; with none, the parent keeps waiting.
+        continue_parent_on_failure: this child's final failure releases its parent now.
+        ignore_dependency_on_failure: this child's final failure is recorded, and the parent is released once
+            the other children are done.
+        remove_dependency_on_failure: this child's final failure drops the dependency silently.
     """
 
     job_id: str | None = None

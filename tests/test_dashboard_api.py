@@ -21,7 +21,7 @@ from queuesim.dashboard import QueueMonitor, create_app
 
 TOKEN = "test-admin-token-0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-#: The API of docs/dashboard.md.
+#: The API of docs/howto/dashboard.md.
 API_ENDPOINTS = [
     ("GET", "/api/queues"),
     ("GET", "/api/health"),

@@ -8,7 +8,7 @@ agree on everything a client can observe: each call's result or exception, the e
 order and ``<ms>-<seq>`` ids), every job hash, the order of every state list, counts, logs and settings.
 
 Every difference found so far was a bug in one of the two; each failing sequence is kept below as a regression
-case. The numbers of examples and sequence lengths are recorded in ``docs/backends.md``.
+case. The numbers of examples and sequence lengths are recorded in ``docs/explanation/backends.md``.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def sequences(timing: Timing, max_size: int) -> st.SearchStrategy[list[Op]]:
     return st.integers(1, max_size).flatmap(lambda n: st.lists(op, min_size=n, max_size=n))
 
 
-#: Hypothesis settings of the suite (the numbers docs/backends.md reports)
+#: Hypothesis settings of the suite (the numbers docs/explanation/backends.md reports)
 VIRTUAL_EXAMPLES, VIRTUAL_MAX_STEPS = 200, 40
 REAL_EXAMPLES, REAL_MAX_STEPS = 12, 25
 

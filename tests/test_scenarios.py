@@ -337,6 +337,7 @@ def test_a_scenario_can_be_built_from_a_mapping_without_a_file() -> None:
 def test_the_field_reference_in_the_docs_is_generated_from_the_current_schema() -> None:
     from queuesim.scenario.docs import BEGIN, END, schema_reference
 
-    page = (Path(__file__).parents[1] / "docs" / "scenarios.md").read_text()
+    page = (Path(__file__).parents[1] / "docs" / "reference" / "scenario-schema.md").read_text()
     generated = page[page.index(BEGIN):page.index(END) + len(END)] + "\n"
-    assert generated == schema_reference(), "run: python -m queuesim.scenario.docs --write docs/scenarios.md"
+    assert generated == schema_reference(), \
+        "run: python -m queuesim.scenario.docs --write docs/reference/scenario-schema.md"

@@ -10,7 +10,7 @@ live demo on the embedded server), or build the app yourself::
     app = create_app(connect("redis://127.0.0.1:6379/0"), queues=["emails"], token="a-long-random-secret")
     uvicorn.run(app, host="127.0.0.1", port=8000)
 
-See ``docs/dashboard.md`` for the endpoints and the security notes.
+See ``docs/howto/dashboard.md`` for the endpoints and the security notes.
 """
 
 from queuesim.dashboard.app import create_app

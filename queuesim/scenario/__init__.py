@@ -7,7 +7,8 @@
 * :mod:`queuesim.scenario.theory` — the closed-form model of a scenario, when one applies;
 * :mod:`queuesim.scenario.verify` — simulation against theory, the ``queuesim verify`` checks.
 
-See ``docs/scenarios.md`` for the file format and ``docs/cli.md`` for the command line.
+See ``docs/howto/scenarios.md`` and ``docs/reference/scenario-schema.md`` for the file format, and
+``docs/reference/cli.md`` for the command line.
 """
 
 from queuesim.scenario.loader import (

@@ -1,8 +1,9 @@
-"""The field reference of ``docs/scenarios.md``, generated from the schema classes.
+"""The scenario file reference of the documentation (``docs/reference/scenario-schema.md``), generated from the
+schema classes.
 
-``python -m queuesim.scenario.docs`` prints it; ``python -m queuesim.scenario.docs --write docs/scenarios.md``
-replaces the part of the page between the two ``schema-reference`` markers. A test checks that the page is up to
-date with the schema.
+``python -m queuesim.scenario.docs`` prints it; ``python -m queuesim.scenario.docs --write
+docs/reference/scenario-schema.md`` replaces the part of the page between the two ``schema-reference`` markers. A
+test checks that the page is up to date with the schema.
 """
 
 from __future__ import annotations
@@ -129,15 +130,15 @@ def schema_reference() -> str:
     """The reference as Markdown, one table per table of the file."""
     out: list[str] = [BEGIN, ""]
     for heading, where, model in SECTIONS:
-        out += [f"### {heading}", "", f"{where}. {_doc(model)}", ""]
+        out += [f"## {heading}", "", f"{where}. {_doc(model)}", ""]
         out += _table(model)
         out.append("")
     for heading, where, key, union in UNIONS:
         members = list(get_args(get_args(union)[0]))
         names = [get_args(m.model_fields[key].annotation)[0] for m in members]
-        out += [f"### {heading}", "", f"{where}. `{key}` is one of: " + ", ".join(f"`{n}`" for n in names) + ".", ""]
+        out += [f"## {heading}", "", f"{where}. `{key}` is one of: " + ", ".join(f"`{n}`" for n in names) + ".", ""]
         for name, member in zip(names, members, strict=True):
-            out += [f"#### `{key} = \"{name}\"`", "", _doc(member), ""]
+            out += [f"### `{key} = \"{name}\"`", "", _doc(member), ""]
             out += _table(member, skip=(key,))
             out.append("")
     out.append(END)

@@ -4,8 +4,8 @@ The workers are SimPy processes making the same calls a live BullMQ worker makes
 fetch-next, lock renewal, stalled checks), against the real engine on fakeredis or the memory backend. Time is
 SimPy's, in milliseconds, so a day of traffic runs in seconds and a seed replays a run exactly.
 
-See ``docs/simulation.md`` for the concepts (virtual time, random streams, warm-up, replications, confidence
-intervals) and what each metric means.
+See ``docs/explanation/simulation.md`` for the concepts (virtual time, random streams, warm-up, replications,
+confidence intervals) and what each metric means.
 """
 
 from queuesim.sim.arrivals import (
