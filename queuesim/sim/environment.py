@@ -81,6 +81,9 @@ class SimQueue:
         #: jobs added by the simulation's producers
         self.arrivals = 0
         self._pads: dict[int, Any] = {}
+        #: the random streams of each job type (the same generators Streams hands out, looked up once)
+        self._service_rngs: dict[str, np.random.Generator] = {}
+        self._failure_rngs: dict[str, np.random.Generator] = {}
         #: per job name: the add validated once by the queue, and the queue defaults it was validated with
         self._prepared: dict[str, tuple[tuple[str, str, Any], Any]] = {}
 
@@ -91,10 +94,16 @@ class SimQueue:
         self.specs[spec.name] = spec
 
     def service_rng(self, name: str) -> np.random.Generator:
-        return self.sim.streams.service(f"{self.name}/{name}")
+        rng = self._service_rngs.get(name)
+        if rng is None:
+            rng = self._service_rngs[name] = self.sim.streams.service(f"{self.name}/{name}")
+        return rng
 
     def failure_rng(self, name: str) -> np.random.Generator:
-        return self.sim.streams.failures(f"{self.name}/{name}")
+        rng = self._failure_rngs.get(name)
+        if rng is None:
+            rng = self._failure_rngs[name] = self.sim.streams.failures(f"{self.name}/{name}")
+        return rng
 
     def data(self, spec: JobType | Saga) -> Any:
         if not spec.data_bytes:

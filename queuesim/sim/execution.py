@@ -37,7 +37,7 @@ class Outcome:
     value: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FirstAttempt:
     """The random draws of a job's first attempt, made when it arrives: service time (ms) and failure draw."""
 

@@ -248,8 +248,9 @@ class Recorder:
         self.incidents: list[tuple[Any, ...]] = []
         self._jobs: dict[tuple[str, str], _JobRecord] = {}
         self._priority: dict[tuple[str, str], int] = {}
-        self._actors: dict[tuple[str, str], deque[str]] = {}
-        self._exits: dict[tuple[str, str], deque[tuple[str, str | None]]] = {}
+        # per job, the notes not matched with an event yet: one note as is, several in a deque (oldest first)
+        self._actors: dict[tuple[str, str], str | deque[str]] = {}
+        self._exits: dict[tuple[str, str], tuple[str, str | None] | deque[tuple[str, str | None]]] = {}
         #: per queue, jobs that finished for good: (finish_ms, final state, processing ms of the last attempt)
         self.finished: dict[str, list[tuple[int, str, int]]] = {}
         #: per queue, adds seen in the stream (``added``, ``duplicated``, ``deduplicated``): compared with the
@@ -276,19 +277,25 @@ class Recorder:
     def note_active(self, queue: str, job_id: str, worker: str) -> None:
         """``worker`` moved this job to active (the next ``active`` event of the job is its)."""
         key = (queue, job_id)
-        q = self._actors.get(key)
-        if q is None:
-            q = self._actors[key] = deque()
-        q.append(worker)
+        known = self._actors.get(key)
+        if known is None:
+            self._actors[key] = worker  # the common case: one note pending, kept as is
+        elif type(known) is deque:
+            known.append(worker)
+        else:
+            self._actors[key] = deque((known, worker))
 
     def note_exit(self, queue: str, job_id: str, kind: str, reason: str | None) -> None:
         """The holder of this job reported its attempt: ``kind`` is ``completed``, ``failed``, ``retried``,
         ``delayed`` or ``rate-limited`` (what :meth:`queuesim.Worker.fail` returned), with the error text."""
         key = (queue, job_id)
-        q = self._exits.get(key)
-        if q is None:
-            q = self._exits[key] = deque()
-        q.append((kind, reason))
+        known = self._exits.get(key)
+        if known is None:
+            self._exits[key] = (kind, reason)
+        elif type(known) is deque:
+            known.append((kind, reason))
+        else:
+            self._exits[key] = deque((known, (kind, reason)))
 
     def note_step(self, time_ms: int, queue: str, job_id: str, attempt: int, step: str, action: str, outcome: str,
                   duration_ms: int, worker: str) -> None:
@@ -309,21 +316,23 @@ class Recorder:
                 self._consume(queue, events)
 
     def _pop_actor(self, key: tuple[str, str]) -> str | None:
-        q = self._actors.get(key)
-        if not q:
-            return None
-        worker = q.popleft()
-        if not q:
-            del self._actors[key]
+        known = self._actors.pop(key, None)
+        if type(known) is not deque:
+            return known
+        worker = known.popleft()
+        if known:
+            self._actors[key] = known if len(known) > 1 else known[0]
         return worker
 
     def _pop_exit(self, key: tuple[str, str]) -> tuple[str | None, str | None]:
-        q = self._exits.get(key)
-        if not q:
+        known = self._exits.pop(key, None)
+        if known is None:
             return None, None
-        item = q.popleft()
-        if not q:
-            del self._exits[key]
+        if type(known) is not deque:
+            return known
+        item = known.popleft()
+        if known:
+            self._exits[key] = known if len(known) > 1 else known[0]
         return item
 
     def _row(self, t: int, queue: str, job_id: str, rec: _JobRecord, attempt: int, to: str, worker: str | None,
