@@ -46,6 +46,9 @@ from queuesim.queue import Queue
 
 __all__ = ["JobTimeoutError", "Worker"]
 
+#: longest single block of an idle live worker on the queue's marker (seconds)
+_IDLE_BLOCK_S = 1.0
+
 Processor = Callable[[Job], Any]
 
 
@@ -481,7 +484,9 @@ class Worker:
         if not self._was_drained:
             self._was_drained = True
             self._emit("drained")
-        waiter.wait_for_work(self.name, min(timeout_s, 10.0))
+        # BullMQ closes the blocked connection to stop at once; here the block lasts at most a second, so that
+        # close() returns within about a second even with the default 5 s drain delay
+        waiter.wait_for_work(self.name, min(timeout_s, _IDLE_BLOCK_S))
 
     def _timers_loop(self) -> None:
         renew_s = self.opts.renew_every_ms / 1000

@@ -101,3 +101,18 @@ def test_live_timeout_fails_a_slow_attempt_with_a_clear_reason(redis_url: str) -
     assert failed.failed_reason == f"job {job.id} timed out after 100 ms"
     queue.obliterate(force=True)
     conn.close()
+
+
+@pytest.mark.real_redis
+def test_an_idle_live_worker_closes_without_waiting_out_the_drain_delay(redis_url: str) -> None:
+    import time
+
+    conn = queuesim.connect(redis_url)
+    queue = Queue(f"idle-{uuid.uuid4().hex[:8]}", conn)
+    worker = Worker(queue, lambda job: None, drain_delay_s=5.0).start()
+    time.sleep(0.3)  # it is now blocked on the empty queue's marker
+    started = time.monotonic()
+    worker.close()
+    took = time.monotonic() - started
+    queue.obliterate(force=True)
+    assert took < 3.0, f"close() took {took:.1f} s: it waited for the 5 s drain delay"
