@@ -55,7 +55,8 @@ class Queue:
         default_job_options: options merged under every job's own (snake_case keys, see :class:`JobOptions`).
         max_len_events: approximate length the events stream is trimmed to (BullMQ's ``streams.events.maxLen``).
         dead_letter_queue: name of a queue that receives the jobs that fail for good (queuesim extension).
-            ``None`` leaves the current setting alone; use :meth:`set_dead_letter_queue` to clear it.
+            ``None`` leaves the current setting alone; use :meth:`set_dead_letter_queue` to clear it. A
+            dead-letter queue serves exactly one queue (see :meth:`set_dead_letter_queue`).
     """
 
     def __init__(self, name: str, connection: Connection, *, default_job_options: Mapping[str, Any] | None = None,
@@ -410,12 +411,26 @@ class Queue:
     # --- dead-letter queue (queuesim extension) ----------------------------------------------------------
 
     def set_dead_letter_queue(self, name: str | None) -> None:
-        """Route jobs that fail for good to the queue ``name`` (None: keep them in ``failed`` as BullMQ does)."""
+        """Route jobs that fail for good to the queue ``name`` (None: keep them in ``failed`` as BullMQ does).
+
+        A dead-letter queue serves exactly one queue: two queues sharing one could each have a job ``1``, and
+        the second dead job would have nowhere to go. The first queue to name a dead-letter queue owns it (the
+        dead-letter queue's meta hash records it, field ``dlqOf``); another queue may name it only once the
+        owner has stopped using it (``set_dead_letter_queue(None)`` or another name) and no dead job of the
+        owner is left in it. A dead-letter queue is an end point: it cannot have a dead-letter queue itself.
+        Naming the same queue again is allowed. Anything else raises :class:`OptionError` (field
+        ``dead_letter_queue``) and changes nothing.
+        """
         if name is not None:
-            validate_queue_name(name)
+            if not isinstance(name, str) or not name:
+                raise OptionError("dead_letter_queue", f"must be a non-empty queue name or None, got {name!r}")
+            try:
+                validate_queue_name(name)
+            except OptionError as exc:
+                raise OptionError("dead_letter_queue", exc.message) from None
             if name == self.name:
                 raise OptionError("dead_letter_queue", "must differ from the queue's own name")
-        self.backend.set_meta(self.name, "dlq", name)
+        self.backend.set_dead_letter_queue(self.name, name)
 
     @property
     def dead_letter_queue(self) -> DeadLetterQueue | None:

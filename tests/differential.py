@@ -39,7 +39,7 @@ Op = tuple[Any, ...]
 
 START_MS = 1_700_000_000_000
 STATES = ("wait", "paused", "active", "prioritized", "delayed", "completed", "failed", "waiting-children")
-META_FIELDS = ("paused", "concurrency", "max", "duration", "opts.maxLenEvents", "dlq")
+META_FIELDS = ("paused", "concurrency", "max", "duration", "opts.maxLenEvents", "dlq", "dlqOf")
 CUSTOM_IDS = ("a", "b", "c", "p1", "p2")
 PRIORITIES = (1, 2, 5)
 

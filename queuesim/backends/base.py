@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from queuesim.clock import Clock
+from queuesim.errors import OptionError
 from queuesim.options import JobOptions, KeepJobs, Limiter
 
-__all__ = ["AddResult", "Backend", "FetchArgs", "FetchResult", "flow_parent_args"]
+__all__ = ["AddResult", "Backend", "FetchArgs", "FetchResult", "dead_letter_refusal", "flow_parent_args"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,7 @@ class Backend(Protocol):
     def remove_rate_limit_key(self, queue: str) -> None: ...
     def set_meta(self, queue: str, field: str, value: str | None) -> None: ...
     def get_meta(self, queue: str, field: str) -> str | None: ...
+    def set_dead_letter_queue(self, queue: str, dlq: str | None) -> None: ...
     def read_events(self, queue: str, last_id: str, count: int | None) -> list[tuple[str, dict[str, str]]]: ...
     def last_event_id(self, queue: str) -> str: ...
     def queue_names(self) -> list[str]: ...
@@ -126,6 +128,29 @@ class Backend(Protocol):
     def update_job_scheduler(self, queue: str, scheduler_id: str, producer_id: str, due_ms: int | None, name: str,
                              data: str, opts_json: str, now: int) -> str | None: ...
     def remove_job_scheduler(self, queue: str, scheduler_id: str) -> bool: ...
+
+
+def dead_letter_refusal(code: int, queue: str, dlq: str, other: str) -> OptionError:
+    """The error for a dead-letter queue setting the backend refused (the codes of setDeadLetterQueue.lua).
+
+    The rule behind every refusal: a dead-letter queue serves exactly one queue, so that a dead job's id can
+    never clash with a dead job of another queue, and it is an end point (it has no dead-letter queue itself).
+    """
+    if code == 1:
+        why = (f"queue {dlq!r} is already the dead-letter queue of {other!r}, and a dead-letter queue serves "
+               f"exactly one queue; give {queue!r} a dead-letter queue of its own (e.g. {queue + '-dlq'!r})")
+    elif code == 2:
+        why = (f"queue {dlq!r} still holds dead jobs of {other!r}, whose dead-letter queue it was; redrive or "
+               f"purge them first, or give {queue!r} a dead-letter queue of its own")
+    elif code == 3:
+        why = (f"queue {dlq!r} has a dead-letter queue of its own, so it cannot be one; a dead-letter queue "
+               "is where failed jobs end up, not a queue that passes them on")
+    elif code == 4:
+        why = (f"queue {queue!r} is itself the dead-letter queue of {other!r}, so it cannot have one; a "
+               "dead-letter queue is where failed jobs end up")
+    else:
+        raise AssertionError(f"unknown setDeadLetterQueue code {code}")
+    return OptionError("dead_letter_queue", why)
 
 
 def flow_parent_args(opts: JobOptions, prefix: str) -> tuple[JobOptions, str, str]:

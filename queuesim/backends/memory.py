@@ -38,7 +38,7 @@ from collections.abc import Iterable
 from itertools import islice
 from typing import Any
 
-from queuesim.backends.base import AddResult, FetchArgs, FetchResult, flow_parent_args
+from queuesim.backends.base import AddResult, FetchArgs, FetchResult, dead_letter_refusal, flow_parent_args
 from queuesim.clock import Clock
 from queuesim.defaults import KEEP_JOBS_LIMIT, MAX_SAFE_INTEGER, STALLED_LIMIT_REASON
 from queuesim.errors import JobNotFoundError, JobStateError, LockError, OptionError, error_for_code
@@ -1390,11 +1390,20 @@ class MemoryBackend:
                     self._child_finished(ref, self._job_key(q, job_id), completed, value, now)
 
             dead_letter = None if completed else q.m_dlq
+            refused = False
+            if dead_letter is not None:
+                dlq = self._q_unchecked(dead_letter)
+                there = dlq.jobs.get(job_id)
+                if there:
+                    if there.get("dlqSource") == q.name:
+                        # an earlier death of a job with this id from this same queue: the newer one replaces it
+                        self._remove_job_keys(dlq, job_id)
+                    else:
+                        # a job that came from elsewhere has this id there: never overwrite it; this job stays
+                        # in this queue's "failed" set (whatever removeOnFail says), without "dead-lettered"
+                        dead_letter, refused = None, True
             if dead_letter is not None:
                 # queuesim extension: the job leaves this queue for the dead-letter queue's "failed" set
-                dlq = self._q_unchecked(dead_letter)
-                if dlq.jobs.get(job_id):
-                    self._remove_job_keys(dlq, job_id)
                 h[field] = value
                 h["finishedOn"] = str(now)
                 h["dlqSource"] = q.name
@@ -1404,6 +1413,11 @@ class MemoryBackend:
                 if logs:
                     dlq.logs[job_id] = logs
                 dlq.failed.add(job_id, now)
+            elif refused:
+                q.failed.add(job_id, now)
+                h[field] = value
+                h["finishedOn"] = self._ms(now)
+                h.pop("defa", None)
             else:
                 if keep is None:
                     count, age, limit = -1, -1, KEEP_JOBS_LIMIT
@@ -1995,6 +2009,47 @@ class MemoryBackend:
                 q.meta.pop(field, None)
             else:
                 q.meta[field] = str(value)
+            q._read_meta()
+
+    def _dlq_owner(self, name: str) -> tuple[str | None, bool]:
+        """The queue the dead-letter queue ``name`` serves (None: none) and whether it still routes there."""
+        d = self._peek(name)
+        owner = d.meta.get("dlqOf") if d is not None else None
+        if owner is None:
+            return None, False
+        o = self._peek(owner)
+        if o is not None and o.meta.get("dlq") == name:
+            return owner, True
+        if len(d.failed):
+            return owner, False
+        return None, False
+
+    def set_dead_letter_queue(self, queue: str, dlq: str | None) -> None:
+        """Step for step setDeadLetterQueue.lua: a dead-letter queue serves exactly one queue."""
+        with self._lock:
+            q = self._q(queue)
+            target = dlq or ""
+            if target:
+                owner, routing = self._dlq_owner(target)
+                if owner is not None and owner != queue:
+                    raise dead_letter_refusal(1 if routing else 2, queue, target, owner)
+                t = self._peek(target)
+                if t is not None and "dlq" in t.meta:
+                    raise dead_letter_refusal(3, queue, target, "")
+                served, _ = self._dlq_owner(queue)
+                if served is not None:
+                    raise dead_letter_refusal(4, queue, target, served)
+            # the dead-letter queue used until now is released when it holds no dead job any more
+            current = q.meta.get("dlq")
+            if current is not None and current != target:
+                old = self._peek(current)
+                if old is not None and old.meta.get("dlqOf") == queue and not len(old.failed):
+                    del old.meta["dlqOf"]
+            if not target:
+                q.meta.pop("dlq", None)
+            else:
+                q.meta["dlq"] = target
+                self._q_unchecked(target).meta["dlqOf"] = queue
             q._read_meta()
 
     def get_meta(self, queue: str, field: str) -> str | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from queuesim.backends.base import AddResult, FetchArgs, FetchResult, flow_parent_args
+from queuesim.backends.base import AddResult, FetchArgs, FetchResult, dead_letter_refusal, flow_parent_args
 from queuesim.backends.scripts import Script, load_script
 from queuesim.clock import Clock
 from queuesim.errors import JobNotFoundError, JobStateError, LockError, OptionError, error_for_code
@@ -384,6 +384,13 @@ class RedisBackend:
             self.client.hdel(self.keys(queue).meta, field)
         else:
             self.client.hset(self.keys(queue).meta, field, value)
+
+    def set_dead_letter_queue(self, queue: str, dlq: str | None) -> None:
+        """Check the one-queue-per-dead-letter-queue rule and write the setting, in one script (atomic)."""
+        reply = self._run("setDeadLetterQueue", queue, dlq or "")
+        code, other = int(reply[0]), _s(reply[1]) if len(reply) > 1 else ""
+        if code != 0:
+            raise dead_letter_refusal(code, queue, dlq or "", other)
 
     def get_meta(self, queue: str, field: str) -> str | None:
         v = self.client.hget(self.keys(queue).meta, field)

@@ -92,13 +92,25 @@ if parentRef then
 end
 
 local deadLetter = target == "failed" and meta.dlq
+local dlqBase, dlqJobKey
+local refused = false
+if deadLetter then
+  dlqBase = keys.prefix .. ":" .. meta.dlq .. ":"
+  dlqJobKey = dlqBase .. jobId
+  if redis.call("EXISTS", dlqJobKey) == 1 then
+    if redis.call("HGET", dlqJobKey, "dlqSource") == keys.queue then
+      -- an earlier death of a job with this id from this same queue: the newer one replaces it
+      removeJobKeys(dlqJobKey)
+    else
+      -- a job that came from elsewhere has this id there: never overwrite it; this job stays in this
+      -- queue's "failed" set instead (whatever removeOnFail says), and no "dead-lettered" event is written
+      deadLetter = false
+      refused = true
+    end
+  end
+end
 if deadLetter then
   -- queuesim extension: the job leaves this queue for the dead-letter queue's "failed" set
-  local dlqBase = keys.prefix .. ":" .. meta.dlq .. ":"
-  local dlqJobKey = dlqBase .. jobId
-  if redis.call("EXISTS", dlqJobKey) == 1 then
-    removeJobKeys(dlqJobKey)
-  end
   redis.call("HSET", jobKey, field, value, "finishedOn", now, "dlqSource", keys.queue)
   redis.call("HDEL", jobKey, "defa")
   redis.call("RENAME", jobKey, dlqJobKey)
@@ -106,6 +118,10 @@ if deadLetter then
     redis.call("RENAME", jobKey .. ":logs", dlqJobKey .. ":logs")
   end
   redis.call("ZADD", dlqBase .. "failed", now, jobId)
+elseif refused then
+  redis.call("ZADD", keys.failed, now, jobId)
+  redis.call("HSET", jobKey, field, value, "finishedOn", now)
+  redis.call("HDEL", jobKey, "defa")
 elseif keepCount == 0 then
   removeJobKeys(jobKey)
 else
