@@ -28,7 +28,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 
 from queuesim.errors import OptionError
-from queuesim.scenario.schema import Scenario
+from queuesim.scenario.schema import NAME_PATTERN, Scenario
 
 __all__ = [
     "BUILTIN_DIRS",
@@ -46,6 +46,8 @@ __all__ = [
 
 #: Where built-in scenarios live: the repository's ``scenarios/`` folder, or the copy packed into the wheel.
 BUILTIN_DIRS = (Path(__file__).resolve().parents[2] / "scenarios", Path(__file__).resolve().parent / "builtin")
+
+_NAME = re.compile(NAME_PATTERN)
 
 #: What each discriminator key is called in messages.
 _TAG_WORDS = {"law": "distribution", "process": "arrival process", "action": "fault action"}
@@ -68,8 +70,14 @@ class ScenarioError(OptionError):
         super().__init__(path or file, message)
 
     def __str__(self) -> str:
-        lines = [f"{self.file}: {p}: {m}" if p else f"{self.file}: {m}" for p, m in self.problems]
+        lines = [f"{self.file}: {_printable(p)}: {m}" if p else f"{self.file}: {m}" for p, m in self.problems]
         return "\n".join(lines)
+
+
+def _printable(path: str) -> str:
+    """A path as typed, or quoted when it holds a line break or another control character (one problem, one
+    line)."""
+    return path if path.isprintable() else json.dumps(path, ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +245,13 @@ def _tag_of(model: type[BaseModel], key: str) -> str:
     return get_args(model.model_fields[key].annotation)[0]
 
 
+def _field_name(key: Any) -> str:
+    """A key as it appears in a field path: bare when it is a plain word, else quoted as TOML would quote it
+    (an empty key, or one with dots, spaces or line breaks, stays readable and on one line)."""
+    text = str(key)
+    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else json.dumps(text, ensure_ascii=False)
+
+
 def _walk(loc: Sequence[Any], data: Any) -> tuple[str, list[type[BaseModel]], Any]:
     """Follow a pydantic error location: the readable path, the models possible at its end, the data there."""
     models: list[type[BaseModel]] = [Scenario]
@@ -250,8 +265,9 @@ def _walk(loc: Sequence[Any], data: Any) -> tuple[str, list[type[BaseModel]], An
             path += f"[{part}]"
             if isinstance(node, list) and 0 <= part < len(node):
                 node = node[part]
-                if isinstance(node, dict) and isinstance(node.get("name"), str) and path.count("[") == 1:
-                    path += f" ({node['name']})"
+                name = node.get("name") if isinstance(node, dict) else None
+                if isinstance(name, str) and _NAME.fullmatch(name) and len(name) <= 100 and path.count("[") == 1:
+                    path += f" ({name})"  # a valid name helps find the item; a broken one would only confuse
             else:
                 node = None
             continue
@@ -260,7 +276,7 @@ def _walk(loc: Sequence[Any], data: Any) -> tuple[str, list[type[BaseModel]], An
             models = [m for m in models if _tag_of(m, key) == part]  # a union member picked by its tag
             continue
         model = next((m for m in models if part in m.model_fields), None)
-        path += f".{part}" if path else str(part)
+        path += f".{_field_name(part)}" if path else _field_name(part)
         node = node.get(part) if isinstance(node, dict) else None
         if model is None:
             models = []
@@ -386,7 +402,8 @@ def validate_config(config: dict[str, Any], file: str = "<scenario>", text: str 
             path, models, node = _walk(loc, config)
             msg = _message(err, models if err["type"] != "extra_forbidden" else _parent_models(loc, config), node)
             if not path:
-                m = re.match(r"^([A-Za-z_][\w\[\].]*): (.*)$", msg, re.S)
+                # a whole-file check names its field first: "jobs[0].dependency: ..." or "jobs[0] (name): ..."
+                m = re.match(r"^([A-Za-z_][\w\[\].]*(?: \([^()]*\))?[\w\[\].]*): (.*)$", msg, re.S)
                 if m:
                     path, msg = m.group(1), m.group(2)
             bare = re.sub(r" \([^)]*\)", "", path)
@@ -450,8 +467,40 @@ def load_scenario(source: str | Path | Mapping[str, Any], overrides: Iterable[st
         apply_override(config, path, value)
         paths.append(re.sub(r"\[(\d+)\]", r"[\1]", path))
     scenario = validate_config(config, shown, text, _normalised(paths, config))
+    if file is not None:
+        _check_files(scenario, file.parent, shown)
     resolved = scenario.model_dump(mode="json", exclude_none=True)
     return LoadedScenario(scenario, file, given, resolved)
+
+
+def _check_files(scenario: Scenario, base: Path, shown: str) -> None:
+    """Read the CSV files the scenario names (empirical laws, arrival traces) now, relative to the scenario's
+    folder: a missing file, a missing column or a value that is not a number is refused here, with its field
+    path, instead of failing the run halfway."""
+    for i, job in enumerate(scenario.jobs):
+        where = f"jobs[{i}] ({job.name})"
+        specs: list[tuple[str, Any]] = [(f"{where}.service", job.service), (f"{where}.arrivals", job.arrivals)]
+        for k, step in enumerate(job.steps or []):
+            specs += [(f"{where}.steps[{k}].service", step.service),
+                      (f"{where}.steps[{k}].compensation", step.compensation)]
+        for at, spec in specs:
+            path = getattr(spec, "path", None)
+            if path is None:
+                continue
+            try:
+                built = spec.build(base)
+                if hasattr(built, "scv"):
+                    _ = built.mean_ms, built.scv  # durations so large that their variance overflows
+            except (OSError, ValueError) as exc:  # no such file, a folder, a name with a NUL byte...
+                if isinstance(exc, OptionError):
+                    field = "column" if exc.field == "column" else "path"
+                    raise ScenarioError(shown, f"{at}.{field}", exc.message) from None
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise ScenarioError(shown, f"{at}.path", f"cannot read {path!r} (relative to the scenario "
+                                                         f"file's folder): {reason}") from None
+            except ArithmeticError:
+                raise ScenarioError(shown, f"{at}.path", f"the durations in {path!r} are too large to compute "
+                                                         "the law's variance") from None
 
 
 def _normalised(paths: list[str], config: dict[str, Any]) -> list[str]:
@@ -482,6 +531,17 @@ def _normalised(paths: list[str], config: dict[str, Any]) -> list[str]:
 # --- writing TOML ----------------------------------------------------------------------------------------------
 
 
+#: Characters TOML does not allow as they are inside a multi-line string (all control characters but tab and
+#: line feed; a carriage return is escaped too, or a CRLF would read back as LF) and inside a one-line string
+#: once JSON has escaped the ones below U+0020 (DEL is left).
+_CONTROL_IN_MULTILINE = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL_IN_LINE = re.compile("\x7f")
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -493,8 +553,9 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         if "\n" in value:
-            return '"""\n' + value.replace("\\", "\\\\").replace('"""', '\\"""') + '"""'
-        return json.dumps(value, ensure_ascii=False)
+            body = value.replace("\\", "\\\\").replace('"""', '\\"""')
+            return '"""\n' + _CONTROL_IN_MULTILINE.sub(_escape_control, body) + '"""'
+        return _CONTROL_IN_LINE.sub(_escape_control, json.dumps(value, ensure_ascii=False))
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):

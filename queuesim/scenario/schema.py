@@ -8,7 +8,7 @@ backend. Every duration says its unit in its name: ``_ms`` for milliseconds, ``_
 Each class below is one table of the file. The classes are `pydantic <https://docs.pydantic.dev>`_ models:
 they check types, ranges and allowed values, refuse unknown fields (a misspelt ``rate_per_sec`` is an error,
 not silently ignored), and turn the file into the objects of :mod:`queuesim.sim`. The reference page
-``docs/scenarios.md`` is generated from these classes (:func:`queuesim.scenario.docs.schema_reference`).
+``docs/reference/scenario-schema.md`` is generated from these classes (:func:`queuesim.scenario.docs.schema_reference`).
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=100)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+#: Above this a number's square leaves floating point (about 1.3e154): the bound for what gets squared (the
+#: durations of an empirical law, the sd/mean ratio of a lognormal one) when a variance is computed.
+MAX_SQUARABLE = 1e150
 
 
 # --- service-time laws -----------------------------------------------------------------------------------------
@@ -133,6 +136,14 @@ class LognormalLaw(Spec):
     mean_ms: PositiveFloat = Field(description="mean duration (of the law itself, not of its log)")
     sd_ms: PositiveFloat = Field(description="standard deviation")
 
+    @model_validator(mode="after")
+    def _spread(self) -> LognormalLaw:
+        ratio = self.sd_ms / self.mean_ms
+        if ratio >= MAX_SQUARABLE:  # scv = (sd/mean)² would leave floating point: no law could be drawn
+            raise ValueError(f"sd_ms / mean_ms is too large to compute ({self.sd_ms:g} / {self.mean_ms:g}); "
+                             f"keep the ratio below {MAX_SQUARABLE:g}")
+        return self
+
     def build(self, base: Path | None = None) -> laws.Law:
         return laws.Lognormal(self.mean_ms, self.sd_ms)
 
@@ -162,6 +173,9 @@ class EmpiricalLaw(Spec):
             raise ValueError("give exactly one of values_ms (a list) or path (a CSV file)")
         if self.values_ms is not None and not self.values_ms:
             raise ValueError("values_ms needs at least one duration")
+        if self.values_ms is not None and max(self.values_ms) >= MAX_SQUARABLE:
+            raise ValueError(f"values_ms: a duration of {max(self.values_ms):g} ms is too large to compute the law's "
+                             f"variance; keep durations below {MAX_SQUARABLE:g} ms")
         return self
 
     def build(self, base: Path | None = None) -> laws.Law:
@@ -649,10 +663,10 @@ class Scenario(Spec):
     def _references(self) -> Scenario:
         queues = [q.name for q in self.queues]
         deps = [d.name for d in self.dependencies]
-        dlqs = {q.dead_letter_queue for q in self.queues if q.dead_letter_queue}
-        clash = sorted(dlqs & set(queues))
-        if clash:
-            raise ValueError(f"a dead-letter queue cannot also be a worked queue: {clash}")
+        for i, q in enumerate(self.queues):
+            if q.dead_letter_queue in queues:
+                raise ValueError(f"queues[{i}] ({q.name}).dead_letter_queue: a dead-letter queue cannot also be a "
+                                 f"worked queue: {q.dead_letter_queue!r}")
         seen: set[tuple[str, str]] = set()
         for i, job in enumerate(self.jobs):
             q = self.queue_of(job.queue, f"jobs[{i}].queue")

@@ -145,10 +145,20 @@ def _retry_settings(job: JobSpec, scenario: Scenario) -> tuple[int, list[float]]
 def theory_for(scenario: Scenario, laws_by_name: dict[str, Law]) -> TheoryModel | None:
     """The closed-form model of ``scenario``, or None when none applies.
 
+    None too when the scenario's numbers are so extreme that the formulas leave floating point (a mean service
+    time of 1e-300 ms squares to zero, one of 1e300 ms overflows): no formula is claimed rather than a wrong one.
+
     Args:
         scenario: the validated scenario.
         laws_by_name: the service law of each job type (from :meth:`Scenario.job_types`).
     """
+    try:
+        return _closed_form(scenario, laws_by_name)
+    except ArithmeticError:
+        return None
+
+
+def _closed_form(scenario: Scenario, laws_by_name: dict[str, Law]) -> TheoryModel | None:
     if _plain(scenario):
         return None
     q = scenario.queues[0]
