@@ -111,6 +111,32 @@ def test_a_negative_rate_is_refused_with_the_bound(tmp_path: Path) -> None:
     assert "must be > 0, got -2" in str(err)
 
 
+def test_absurd_sizes_are_refused_with_their_bound(tmp_path: Path) -> None:
+    err = problem(tmp_path, MINIMAL.replace("rate_per_s = 2", "rate_per_s = 1e300"))
+    assert err.path == "jobs[0] (j).arrivals.rate_per_s"
+    assert "must be <= 1e+06, got 1e+300" in str(err)
+    err = problem(tmp_path, MINIMAL.replace("duration_s = 60", "duration_s = 1e300"))
+    assert err.path == "horizon.duration_s"
+    big = 'name = "q"\nworkers = { count = 10000, concurrency = 1000 }'
+    err = problem(tmp_path, MINIMAL.replace('name = "q"', big))
+    assert "count x concurrency = 10,000,000 worker slots; at most 1,000,000" in str(err)
+
+
+def test_two_queues_cannot_share_a_dead_letter_queue(tmp_path: Path) -> None:
+    text = MINIMAL.replace('name = "q"', 'name = "q"\ndead_letter_queue = "dlq"') + """
+[[queues]]
+name = "r"
+dead_letter_queue = "dlq"
+[[jobs]]
+name = "k"
+queue = "r"
+service = { law = "exponential", mean_ms = 100 }
+arrivals = { process = "poisson", rate_per_s = 1 }
+"""
+    err = problem(tmp_path, text)
+    assert "queues[1] (r).dead_letter_queue: 'dlq' already serves queue 'q'" in str(err)
+
+
 def test_an_unknown_distribution_lists_the_known_ones(tmp_path: Path) -> None:
     err = problem(tmp_path, MINIMAL.replace("exponential", "poissonian"))
     assert err.path == "jobs[0] (j).service"

@@ -211,11 +211,20 @@ class _ArrivalCommon(Spec):
         return arr.Batch(process, self.batch_size) if self.batch_size > 1 else process
 
 
+#: upper bounds that keep a valid scenario runnable: a rate of 1e300 jobs per second, or a run of 1e300 s, is a
+#: typo, not a plan (these are far above any real queue: a million jobs per second, ten years)
+MAX_RATE_PER_S = 1_000_000.0
+MAX_DURATION_S = 10 * 365 * 86_400.0
+MAX_JOBS = 100_000_000
+#: worker slots of one queue (count x concurrency); the closed-form model's Erlang C sums over them
+MAX_SLOTS = 1_000_000
+
+
 class PoissonArrivals(_ArrivalCommon):
     """Independent arrivals at a constant rate (exponential gaps): the M of M/M/c."""
 
     process: Literal["poisson"]
-    rate_per_s: PositiveFloat = Field(description="arrivals per second")
+    rate_per_s: PositiveFloat = Field(le=MAX_RATE_PER_S, description="arrivals per second")
 
     def build(self, base: Path | None = None) -> Any:
         return self._batched(arr.Poisson(self.rate_per_s))
@@ -245,7 +254,7 @@ class BurstArrivals(_ArrivalCommon):
 
 class RateStep(Spec):
     start_s: NonNegativeFloat = Field(description="from this time on (within the cycle)")
-    rate_per_s: NonNegativeFloat = Field(description="arrivals per second")
+    rate_per_s: NonNegativeFloat = Field(le=MAX_RATE_PER_S, description="arrivals per second")
 
 
 class PiecewiseArrivals(_ArrivalCommon):
@@ -264,7 +273,7 @@ class DiurnalArrivals(_ArrivalCommon):
     """A daily cycle around a mean rate, busiest at ``peak_s`` of each period."""
 
     process: Literal["diurnal"]
-    mean_rate_per_s: PositiveFloat = Field(description="average arrivals per second")
+    mean_rate_per_s: PositiveFloat = Field(le=MAX_RATE_PER_S, description="average arrivals per second")
     amplitude: Probability = Field(description="swing as a fraction of the mean (0…1)")
     period_s: PositiveFloat = Field(86_400, description="length of one cycle")
     peak_s: NonNegativeFloat = Field(50_400, description="busiest moment of a cycle (14:00 by default)")
@@ -448,7 +457,7 @@ class JobSpec(Spec):
     data_bytes: int = Field(0, ge=0, description="size of the job's data")
     options: JobOptionsSpec = Field(default_factory=JobOptionsSpec, description="BullMQ job options")
     arrivals: ArrivalSpec | None = Field(None, description="when producers add jobs of this kind")
-    backlog: int = Field(0, ge=0, description="jobs already waiting at the start")
+    backlog: int = Field(0, ge=0, le=MAX_JOBS, description="jobs already waiting at the start")
 
     @model_validator(mode="after")
     def _shape(self) -> JobSpec:
@@ -576,7 +585,7 @@ class AddBacklog(Spec):
     action: Literal["backlog"]
     at_s: NonNegativeFloat = Field(description="when")
     job: Name = Field(description="name of a job type of the scenario")
-    count: int = Field(ge=1, description="how many jobs")
+    count: int = Field(ge=1, le=MAX_JOBS, description="how many jobs")
 
 
 FaultSpec = Annotated[
@@ -591,8 +600,9 @@ FaultSpec = Annotated[
 class HorizonSpec(Spec):
     """How long to run: a duration or a number of jobs, the warm-up left out of the metrics, and the drain."""
 
-    duration_s: PositiveFloat | None = Field(None, description="producers add jobs for this long")
-    jobs: int | None = Field(None, ge=1, description="or: producers stop once this many jobs were added")
+    duration_s: PositiveFloat | None = Field(None, le=MAX_DURATION_S, description="producers add jobs for this long")
+    jobs: int | None = Field(None, ge=1, le=MAX_JOBS,
+                             description="or: producers stop once this many jobs were added")
     warmup_s: NonNegativeFloat = Field(0, description="left out of the metrics (the run starts empty)")
     tail_s: NonNegativeFloat = Field(0, description="arrivals go on this long after the measurement window, so "
                                                     "that the last measured jobs meet the same competition as the "
@@ -663,10 +673,21 @@ class Scenario(Spec):
     def _references(self) -> Scenario:
         queues = [q.name for q in self.queues]
         deps = [d.name for d in self.dependencies]
+        served: dict[str, str] = {}
         for i, q in enumerate(self.queues):
             if q.dead_letter_queue in queues:
                 raise ValueError(f"queues[{i}] ({q.name}).dead_letter_queue: a dead-letter queue cannot also be a "
                                  f"worked queue: {q.dead_letter_queue!r}")
+            if q.dead_letter_queue is not None:
+                owner = served.setdefault(q.dead_letter_queue, q.name)
+                if owner != q.name:
+                    raise ValueError(f"queues[{i}] ({q.name}).dead_letter_queue: {q.dead_letter_queue!r} already "
+                                     f"serves queue {owner!r}; a dead-letter queue serves one queue (give each "
+                                     "queue its own)")
+            slots = q.workers.count * q.workers.concurrency if q.workers is not None else 0
+            if slots > MAX_SLOTS:
+                raise ValueError(f"queues[{i}] ({q.name}).workers: count x concurrency = {slots:,} worker slots; "
+                                 f"at most {MAX_SLOTS:,}")
         seen: set[tuple[str, str]] = set()
         for i, job in enumerate(self.jobs):
             q = self.queue_of(job.queue, f"jobs[{i}].queue")
