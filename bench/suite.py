@@ -15,8 +15,8 @@ b. **Simulation on fakeredis** — the same scenario with ``--fake-jobs`` jobs (
 c. **Live on a real Redis** (a private ``redis-server`` on a free port) — no-op jobs: add_bulk, add, process at
    concurrency 1 and 50 (``bench/engine_bench.py``'s protocol). Peers: the Python ``bullmq`` package and, when
    ``npm`` is available, Node BullMQ (``node_bullmq_bench.js``).
-d. **Scaling on the memory backend** — 10k / 100k / 1M jobs with streaming statistics, each in a fresh process:
-   wall time (it should grow linearly) and peak RSS.
+d. **Scaling on the memory backend** — 10k / 100k / 1M jobs with streaming statistics, each run in a fresh
+   process, ``--runs`` times per size: median wall time (it should grow linearly) and peak RSS.
 
 Usage::
 
@@ -230,13 +230,19 @@ def section_c(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
 def section_d(args: argparse.Namespace, results: dict[str, Any]) -> None:
     sizes = [int(s) for s in args.scaling.split(",")]
-    print("\n(d) scaling on the memory backend, streaming statistics, one fresh process per size")
+    print(f"\n(d) scaling on the memory backend, streaming statistics, a fresh process per run (median of "
+          f"{args.runs} runs per size)")
     rows = []
     for n in sizes:
-        r = in_child("memory", n, 1, "stats")
+        runs = [in_child("memory", n, 1, "stats") for _ in range(args.runs)]
+        r = dict(runs[0])
+        r["wall_s"] = statistics.median(x["wall_s"] for x in runs)
+        r["max_rss_mib"] = max(x["max_rss_mib"] for x in runs)
+        r["walls"] = [x["wall_s"] for x in runs]
         rows.append((n, r))
         print(f"  {n:>10,} jobs  wall {r['wall_s']:8.2f} s  {r['jobs'] / r['wall_s']:9,.0f}/s  "
-              f"peak RSS {r['max_rss_mib']:7.1f} MiB  mean wait {r['mean_wait_s']:.3f} s")
+              f"peak RSS {r['max_rss_mib']:7.1f} MiB  mean wait {r['mean_wait_s']:.3f} s  "
+              f"runs {[round(w, 2) for w in r['walls']]}")
     for (n1, r1), (n2, r2) in itertools.pairwise(rows):
         print(f"  time {n2:,} / {n1:,} = {r2['wall_s'] / r1['wall_s']:.2f}x (jobs x{n2 / n1:.0f})")
     results["d"] = [{"jobs": n, **r} for n, r in rows]
