@@ -33,6 +33,7 @@ from queuesim.errors import OptionError
 
 __all__ = [
     "STATUSES",
+    "near_simulation",
     "CheckResult",
     "Exercise",
     "Line",
@@ -318,6 +319,16 @@ def settings(value: Any, what: str, keys: tuple[str, ...]) -> dict[str, int]:
         raise StudentError(f"{what} must return a dict with exactly the keys {', '.join(keys)}; "
                            f"missing: {', '.join(missing) or '-'}; unknown: {', '.join(extra) or '-'}")
     return {k: whole(value[k], f"{what}[{k!r}]") for k in keys}
+
+
+def near_simulation(label: str, got: float, mean: float, half_width: float, slack: float, hint: str,
+                    unit: str = "") -> Line:
+    """A line comparing a student's prediction with a simulated estimate: right when it is inside the confidence
+    interval widened by ``slack`` (a share of the estimate: the formula the student uses is exact only in the
+    long run, and a finite simulation carries its own error)."""
+    ok = abs(got - mean) <= half_width + slack * abs(mean)
+    return Line(label, ok, f"near the simulation: {fmt(mean)} ± {fmt(half_width, 2)}{unit}",
+                f"your prediction {fmt(got)}{unit}", hint, "simulation")
 
 
 def answer_line(label: str, error: StudentError, hint: str = "") -> Line:

@@ -13,7 +13,17 @@ what the simulation measured (with its 95% confidence interval).
 from __future__ import annotations
 
 from queuesim import theory
-from queuesim.exercises.base import Exercise, Line, Solution, StudentError, answer_line, close, fmt, number
+from queuesim.exercises.base import (
+    Exercise,
+    Line,
+    Solution,
+    StudentError,
+    answer_line,
+    close,
+    fmt,
+    near_simulation,
+    number,
+)
 from queuesim.exercises.models import mmc_run
 
 __all__ = ["EXERCISE"]
@@ -70,10 +80,7 @@ def check(solution: Solution) -> list[Line]:
         est = sim[metric]
         mean, half = est.mean / scale, est.half_width / scale
         label = f"simulated {name} of the {c}-worker queue ({est.n} runs on the engine)"
-        got = predictions[name]
-        ok = abs(got - mean) <= half + SIM_SLACK * abs(mean)
-        lines.append(Line(label, ok, f"near the simulation: {fmt(mean)} ± {fmt(half, 2)}",
-                          f"your prediction {fmt(got)}", hint, "simulation"))
+        lines.append(near_simulation(label, predictions[name], mean, half, SIM_SLACK, hint))
     return lines
 
 

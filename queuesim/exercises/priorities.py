@@ -18,7 +18,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from queuesim import theory
-from queuesim.exercises.base import Exercise, Line, Solution, StudentError, answer_line, close, fmt, number
+from queuesim.exercises.base import (
+    Exercise,
+    Line,
+    Solution,
+    StudentError,
+    answer_line,
+    close,
+    fmt,
+    near_simulation,
+    number,
+)
 from queuesim.exercises.models import priority_run
 
 __all__ = ["EXERCISE"]
@@ -87,10 +97,8 @@ def check(solution: Solution) -> list[Line]:
         for k, got in enumerate(predicted):
             est = sim[f"wait_class_{k}_ms"]
             mean, half = est.mean / 1000, est.half_width / 1000
-            ok = abs(got - mean) <= half + SIM_SLACK * abs(mean)
-            lines.append(Line(f"simulated mean wait of class {k} (BullMQ priority {k + 1}, {est.n} runs)", ok,
-                              f"near the simulation: {fmt(mean)} ± {fmt(half, 2)} s", f"your prediction {fmt(got)} s",
-                              hint, "simulation"))
+            lines.append(near_simulation(f"simulated mean wait of class {k} (BullMQ priority {k + 1}, {est.n} runs)",
+                                         got, mean, half, SIM_SLACK, hint, unit=" s"))
     return lines
 
 

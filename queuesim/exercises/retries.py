@@ -15,7 +15,17 @@ predictions with the measured attempt rate and utilisation.
 from __future__ import annotations
 
 from queuesim import theory
-from queuesim.exercises.base import Exercise, Line, Solution, StudentError, answer_line, close, fmt, number
+from queuesim.exercises.base import (
+    Exercise,
+    Line,
+    Solution,
+    StudentError,
+    answer_line,
+    close,
+    fmt,
+    near_simulation,
+    number,
+)
 from queuesim.exercises.models import retry_run
 
 __all__ = ["EXERCISE", "mean_attempts"]
@@ -82,11 +92,8 @@ def check(solution: Solution) -> list[Line]:
         for key, metric, what in (("attempts", "throughput_per_s", "attempts per second"),
                                   ("utilisation", "utilisation", "utilisation")):
             est = sim[metric]
-            got = predicted[key]
-            ok = abs(got - est.mean) <= est.half_width + SIM_SLACK * abs(est.mean)
-            lines.append(Line(f"simulated {what} ({c} workers, p_fail {p}, {n} attempts, {est.n} runs)", ok,
-                              f"near the simulation: {fmt(est.mean)} ± {fmt(est.half_width, 2)}",
-                              f"your prediction {fmt(got)}", hint, "simulation"))
+            lines.append(near_simulation(f"simulated {what} ({c} workers, p_fail {p}, {n} attempts, {est.n} runs)",
+                                         predicted[key], est.mean, est.half_width, SIM_SLACK, hint))
     return lines
 
 
