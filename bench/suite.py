@@ -31,6 +31,7 @@ and run in their own virtual environment, ``bench/.peers-venv``; Node BullMQ is 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -96,7 +97,9 @@ def peers_dir() -> Path:
     return path
 
 
+@functools.cache
 def peers_python() -> Path:
+    """The peers' interpreter, with Ciw and SimPy installed (checked once per run of the suite)."""
     py = engine_bench.peers_python()
     check = subprocess.run([str(py), "-c", "import ciw, simpy"], capture_output=True)
     if check.returncode != 0:

@@ -35,15 +35,9 @@ class JobState(StrEnum):
     UNKNOWN = "unknown"
 
 
-def _to_int(text: str) -> int:
-    """A number field of the hash as an int (BullMQ may store ``"12"`` or, from Lua arithmetic, ``"12.0"``)."""
-    try:
-        return int(text)
-    except ValueError:
-        return int(float(text))
-
-
 def _int_or_zero(text: str | None) -> int:
+    """A number field of the hash as an int, 0 when absent (BullMQ may store ``"12"`` or, from Lua arithmetic,
+    ``"12.0"``)."""
     if not text:
         return 0
     try:
@@ -144,8 +138,8 @@ class Job:
             _int_or_zero(get("timestamp")),
             _int_or_zero(get("delay")),
             _int_or_zero(get("priority")),
-            None if not processed_on else _to_int(processed_on),
-            None if not finished_on else _to_int(finished_on),
+            None if not processed_on else _int_or_zero(processed_on),
+            None if not finished_on else _int_or_zero(finished_on),
             _int_or_zero(get("atm")) or _int_or_zero(get("attemptsMade")),
             _int_or_zero(get("ats")),
             _int_or_zero(get("stc")),

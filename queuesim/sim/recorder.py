@@ -48,7 +48,6 @@ import pandas as pd
 
 from queuesim.connection import Connection
 from queuesim.errors import OptionError
-from queuesim.events import QueueEvents
 
 __all__ = ["LOG_COLUMNS", "JOB_COLUMNS", "Recorder"]
 
@@ -68,18 +67,18 @@ Entry = tuple[int, int, tuple[str, ...]]
 
 
 class _StreamReader:
-    """Reads one queue's events stream through :class:`~queuesim.events.QueueEvents` (any backend)."""
+    """Reads one queue's events stream with XREAD (any backend), from its oldest entry on."""
 
     def __init__(self, queue: str, connection: Connection) -> None:
-        self._events = QueueEvents(queue, connection, last_event_id="0")
         self._backend = connection.backend
         self._queue = queue
+        self._last_id = "0"
 
     def read(self) -> list[Entry]:
-        raw = self._backend.read_events(self._queue, self._events.last_event_id, None)
+        raw = self._backend.read_events(self._queue, self._last_id, None)
         if not raw:
             return []
-        self._events.last_event_id = raw[-1][0]
+        self._last_id = raw[-1][0]
         out = []
         for event_id, fields in raw:
             ms, _, seq = event_id.partition("-")
