@@ -226,9 +226,10 @@ class Job:
     def get_state(self) -> JobState:
         return self._q().get_job_state(self.id)
 
-    def remove(self) -> None:
-        """Remove the job and its logs (refused while a worker holds its lock)."""
-        self._q().remove(self.id)
+    def remove(self, remove_children: bool = True) -> None:
+        """Remove the job and its logs, and by default its flow children (see :meth:`Queue.remove`); refused
+        while a worker holds its lock."""
+        self._q().remove(self.id, remove_children)
 
     def retry(self, state: str = "failed", reset_attempts_made: bool = False,
               reset_attempts_started: bool = False) -> None:

@@ -283,9 +283,17 @@ class Queue:
         self.pause()
         self.backend.obliterate(self.name, force)
 
-    def remove(self, job_id: str) -> bool:
-        """Remove a job in any state (not while locked). Returns False if it did not exist."""
-        return self.backend.remove_job(self.name, str(job_id))
+    def remove(self, job_id: str, remove_children: bool = True) -> bool:
+        """Remove a job in any state, with its logs. Returns False if it did not exist.
+
+        Refused (:class:`~queuesim.errors.LockError`) while a worker holds the job's lock. In a flow, a removed
+        child leaves its parent's dependencies, and a parent left with none goes back to wait. With
+        ``remove_children`` (the default, as in BullMQ) the job's children and their children go too, and the
+        removal is refused when any pending one is locked; without it they stay where they are.
+        """
+        if not isinstance(remove_children, bool):
+            raise OptionError("remove_children", f"must be True or False, got {remove_children!r}")
+        return self.backend.remove_job(self.name, str(job_id), remove_children)
 
     def retry_jobs(self, state: str = "failed", count: int = 1000, timestamp: int | None = None) -> int:
         """Move finished jobs (failed or completed, finished before ``timestamp``) back to wait."""

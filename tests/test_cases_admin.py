@@ -538,6 +538,10 @@ def test_case_62_the_pending_iteration_cannot_be_removed_drained_or_cleaned(env:
     assert job.id == first.id
     w.complete(job)
     assert q.remove(first.id) is True, "a finished iteration is an ordinary job"
+    assert str(q.get_job_state(first.id)) == "unknown", "its id holds ':', which a removal must keep whole"
+    assert q.get_job(first.id) is None
+    removed = [e for e in env.events(q) if e.name == "removed"]
+    assert [(e.job_id, e.fields["prev"]) for e in removed] == [(first.id, "completed")]
 
 
 def test_case_62_scheduler_jobs_survive_any_number_of_stalls_while_a_normal_job_fails_at_once(env: Env) -> None:

@@ -10,12 +10,13 @@ good follows its failure option (fpof, cpof, idof, rdof); stalled children are c
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
 from conftest import Env
 
-from queuesim import FlowProducer, JobStateError, OptionError, Queue, Worker, add_flow
+from queuesim import FlowProducer, JobStateError, LockError, OptionError, Queue, Worker, add_flow
 from queuesim.flows import FlowNode, get_children_values, get_dependencies, get_failed_children_values
 
 
@@ -336,3 +337,105 @@ def test_an_invalid_node_anywhere_in_a_flow_writes_nothing(env: Env) -> None:
     with pytest.raises(OptionError):
         add_flow(env.conn, flow(q, [child(q, "c", parent={"id": "x", "queue": q.name})]))
     assert sorted(env.conn.client.keys(f"{q.keys.base}*")) == before
+
+
+# --- removing jobs of a flow (bullmq-semantics §5.3: remove(id, removeChildren=true)) ---------------------------
+#
+# The expected events below are those BullMQ 5.81.5 writes for the same flow on a real Redis (observed with its
+# Queue.remove). BullMQ takes pending children in the order of a Redis SET, which Redis does not fix; queuesim
+# takes them in key order, so the queue names below are chosen to make the parent's queue sort first.
+
+
+def removal_flow(env: Env) -> tuple[Queue, Queue]:
+    """P (in pq) waits for C1, C2 (in cq; C2 waits for G1, also in cq) and C3 (in pq)."""
+    tag = uuid.uuid4().hex[:8]
+    pq, cq = env.queue(f"a-{tag}"), env.queue(f"b-{tag}")
+    add_flow(env.conn, {"name": "p", "queue": pq.name, "data": {}, "opts": {"job_id": "P"}, "children": [
+        {"name": "c", "queue": cq.name, "data": {}, "opts": {"job_id": "C1"}},
+        {"name": "c", "queue": cq.name, "data": {}, "opts": {"job_id": "C2"},
+         "children": [{"name": "g", "queue": cq.name, "data": {}, "opts": {"job_id": "G1"}}]},
+        {"name": "c", "queue": pq.name, "data": {}, "opts": {"job_id": "C3"}},
+    ]})
+    for q in (pq, cq):
+        q.trim_events(0)
+    return pq, cq
+
+
+def removal_events(env: Env, q: Queue) -> list[tuple[str, str | None, str | None]]:
+    return [(e.name, e.job_id, e.fields.get("prev")) for e in env.events(q)]
+
+
+def test_removing_flow_children_unlinks_them_and_the_last_one_releases_the_parent(env: Env) -> None:
+    pq, cq = removal_flow(env)
+    parent_key = pq.keys.job("P")
+    assert cq.remove("C1") is True
+    assert str(pq.get_job_state("P")) == "waiting-children"
+    assert sorted(get_dependencies(pq.get_job("P"))["unprocessed"]) == [pq.keys.job("C3"), cq.keys.job("C2")]
+    # C2 goes with its own child G1; removing G1 first releases C2 to wait, then C2 itself is removed
+    assert cq.remove("C2") is True
+    assert str(cq.get_job_state("G1")) == "unknown"
+    assert get_dependencies(pq.get_job("P"))["unprocessed"] == [pq.keys.job("C3")]
+    assert pq.remove("C3") is True
+    assert str(pq.get_job_state("P")) == "waiting"
+    assert env.conn.client.smembers(parent_key + ":dependencies") == set()
+    assert removal_events(env, cq) == [("removed", "C1", "wait"), ("waiting", "C2", "waiting-children"),
+                                       ("removed", "G1", "wait"), ("removed", "C2", "wait")]
+    assert removal_events(env, pq) == [("waiting", "P", "waiting-children"), ("removed", "C3", "wait")]
+    released = env.worker(pq).fetch()
+    assert released is not None
+    assert released.id == "P", "the released parent can run"
+
+
+def test_removing_a_parent_removes_its_whole_tree_depth_first(env: Env) -> None:
+    pq, cq = removal_flow(env)
+    w = env.worker(cq)
+    complete_next(w, "C1", "r1")
+    assert get_children_values(pq.get_job("P")) == {cq.keys.job("C1"): "r1"}
+    assert pq.remove("P") is True
+    for q, job_id in ((pq, "P"), (pq, "C3"), (cq, "C1"), (cq, "C2"), (cq, "G1")):
+        assert str(q.get_job_state(job_id)) == "unknown", job_id
+        assert env.conn.client.exists(q.keys.job(job_id), q.keys.job(job_id) + ":dependencies") == 0
+    for q in (pq, cq):
+        assert not any(q.get_job_counts().values())
+    # processed children first, then the pending ones; each removal of the last pending child releases its
+    # parent just before that parent's own removal
+    assert removal_events(env, pq) == [("removed", "C3", "wait"), ("waiting", "P", "waiting-children"),
+                                       ("removed", "P", "wait")]
+    assert removal_events(env, cq)[-4:] == [("removed", "C1", "completed"), ("waiting", "C2", "waiting-children"),
+                                            ("removed", "G1", "wait"), ("removed", "C2", "wait")]
+
+
+def test_a_locked_descendant_refuses_the_removal_of_its_ancestors_and_nothing_is_removed(env: Env) -> None:
+    pq, cq = removal_flow(env)
+    w = env.worker(cq)
+    taken = w.fetch()
+    assert taken is not None
+    assert taken.id == "C1"
+    counts = (pq.get_job_counts(), cq.get_job_counts())
+    with pytest.raises(LockError, match="locked by another worker"):
+        pq.remove("P")
+    assert (pq.get_job_counts(), cq.get_job_counts()) == counts
+    assert removal_events(env, pq) == []
+    # without its children the parent may go: the locked child stays and still finishes
+    assert pq.remove("P", remove_children=False) is True
+    assert str(pq.get_job_state("P")) == "unknown"
+    assert str(cq.get_job_state("G1")) == "waiting"
+    w.complete(taken, "late")
+    assert str(cq.get_job_state("C1")) == "completed"
+    assert env.conn.client.exists(pq.keys.job("P") + ":processed") == 0, "a removed parent is not recreated"
+
+
+def test_a_parent_released_by_a_removal_goes_to_the_end_of_wait_even_with_a_priority(env: Env) -> None:
+    q = env.queue()
+    tree = add_flow(env.conn, flow(q, [child(q, "a")], priority=3))
+    q.remove(tree.children[0].job.id)
+    assert [j.id for j in q.get_waiting()] == [tree.job.id]
+    assert q.get_job_counts("prioritized")["prioritized"] == 0
+
+
+def test_remove_children_must_be_a_bool(env: Env) -> None:
+    q = env.queue()
+    job = q.add("x", {})
+    with pytest.raises(OptionError, match="remove_children"):
+        q.remove(job.id, remove_children="yes")  # type: ignore[arg-type]
+    assert str(q.get_job_state(job.id)) == "waiting"

@@ -336,3 +336,56 @@ def test_same_operations_leave_the_same_keys_and_job_hashes(agent: Agent, redis_
             for key in client.scan_iter(match=f"{prefix}*"):
                 client.delete(key)
         conn.close()
+
+
+def _removal_flow(parents: str, children: str) -> dict[str, Any]:
+    """P (queue ``parents``) waits for C1 and C2 (queue ``children``); C2 waits for G1. Every parent has one
+    pending child when C1 has completed, so BullMQ's removal order (a Redis SET's) is fixed here."""
+    return {"name": "p", "queueName": parents, "opts": {"jobId": "P"}, "data": {}, "children": [
+        {"name": "c", "queueName": children, "opts": {"jobId": "C1"}, "data": {}},
+        {"name": "c", "queueName": children, "opts": {"jobId": "C2"}, "data": {},
+         "children": [{"name": "g", "queueName": children, "opts": {"jobId": "G1"}, "data": {}}]},
+    ]}
+
+
+@pytest.mark.parametrize("removals", [
+    [{"queue": "parents", "id": "P"}],
+    [{"queue": "children", "id": "G1"}, {"queue": "children", "id": "C1"}],
+    [{"queue": "parents", "id": "P", "removeChildren": False}],
+], ids=["parent-with-children", "children-one-by-one", "parent-alone"])
+def test_removing_jobs_of_a_flow_writes_what_bullmq_writes(agent: Agent, redis_url: str,
+                                                          removals: list[dict[str, Any]]) -> None:
+    url = urlparse(redis_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 6379
+    tag = uuid.uuid4().hex[:8]
+    names = {"parents": f"flow-p-{tag}", "children": f"flow-c-{tag}"}
+    node_db, ours_db = 14, 15
+    node_client = redis.Redis(host=host, port=port, db=node_db, password=url.password)
+    ours_client = redis.Redis(host=host, port=port, db=ours_db, password=url.password)
+    steps = [{**r, "queue": names[r["queue"]]} for r in removals]
+    node_out = agent("flowRemove", db=node_db, flow=_removal_flow(names["parents"], names["children"]),
+                     complete=[{"queue": names["children"], "id": "C1", "result": "r1"}], remove=steps)["out"]
+    conn = queuesim.connect(f"redis://{f':{url.password}@' if url.password else ''}{host}:{port}/{ours_db}")
+    try:
+        flow = _removal_flow(names["parents"], names["children"])
+        queuesim.add_flow(conn, json.loads(json.dumps(flow).replace('"queueName"', '"queue"')
+                                           .replace('"jobId"', '"job_id"')))
+        w = Worker(Queue(names["children"], conn))
+        job = w.fetch()
+        assert job is not None
+        assert job.id == "C1"
+        w.complete(job, "r1")
+        ours_out = [int(Queue(s["queue"], conn).remove(s["id"], s.get("removeChildren", True))) for s in steps]
+        assert ours_out == node_out
+        for name in names.values():
+            prefix = f"bull:{name}:"
+            node_state, our_state = _dump(node_client, prefix), _dump(ours_client, prefix)
+            assert sorted(our_state) == sorted(node_state), name
+            for key in node_state:
+                assert our_state[key] == node_state[key], (name, key)
+    finally:
+        for client in (node_client, ours_client):
+            for name in names.values():
+                for key in client.scan_iter(match=f"bull:{name}:*"):
+                    client.delete(key)
+        conn.close()

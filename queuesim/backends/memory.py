@@ -1696,26 +1696,86 @@ class MemoryBackend:
             logs = q.logs.get(job_id) if q is not None else None
             return _index_slice(logs, len(logs), start, end) if logs else []
 
-    def remove_job(self, queue: str, job_id: str) -> bool:
+    def remove_job(self, queue: str, job_id: str, remove_children: bool = True) -> bool:
         with self._lock:
             q = self._q(queue)
             now = self.clock.now_ms()
-            h = q.jobs.get(job_id)
-            if not h:
+            if not q.jobs.get(job_id):
                 return False
-            if self._lock_token(q, job_id, now) is not None:
-                raise LockError(f"Job {job_id} could not be removed because it is locked by another worker", -2)
             if self._is_scheduler_pending_job(q, job_id):
                 raise JobStateError(f"Job {job_id} belongs to a job scheduler and cannot be removed directly", -8)
-            where = self._find_key_name(q, job_id)
-            if where in ("wait", "paused", "active"):
-                _lrem(q.list_named(where), job_id, 0)
-            elif where != "unknown":
-                q.zset_named(where).remove(job_id)
-            self._release_dedup(q, job_id, now)
-            self._remove_job_keys(q, job_id)
-            self._emit(q, now, ("event", "removed", "jobId", job_id, "prev", where))
+            if self._tree_locked(q, job_id, remove_children, now):
+                raise LockError(f"Job {job_id} could not be removed because it is locked by another worker", -2)
+            self._remove_tree(q, job_id, None, remove_children, now)
             return True
+
+    def _tree_locked(self, q: _Queue, job_id: str, with_children: bool, now: int) -> bool:
+        """Is the job locked, or (with its children) any pending descendant? (removeJob.lua's ``isLocked``)"""
+        if self._lock_token(q, job_id, now) is not None:
+            return True
+        if with_children:
+            for child_key in sorted(q.dependencies.get(job_id) or ()):
+                found = self._job_at(child_key)
+                if found is not None and self._tree_locked(found[0], found[1], True, now):
+                    return True
+        return False
+
+    def _unlink_from_parent(self, q: _Queue, job_id: str, parent_key: str | None, now: int) -> None:
+        """A removed job leaves its parent's dependencies; a parent left without any goes back to the end of
+        wait (or paused), whatever its priority or delay, with a ``waiting`` event (removeJob.lua)."""
+        if parent_key is None:
+            h = q.jobs.get(job_id)
+            parent_key = h.get("parentKey") if h else None
+            if parent_key is None:
+                return
+            found = self._job_at(parent_key)
+            if found is None or not found[0].jobs.get(found[1]):
+                return
+        else:
+            found = self._job_at(parent_key)
+            if found is None:
+                return
+        pq, pid = found
+        deps = pq.dependencies.get(pid)
+        key = self._job_key(q, job_id)
+        if not deps or key not in deps:
+            return
+        del deps[key]
+        if deps:
+            return
+        del pq.dependencies[pid]
+        if not pq.waiting_children.remove(pid):
+            return
+        self._target_list(pq).append(pid)
+        self._add_base_marker_if_ready(pq)
+        self._emit(pq, now, ("event", "waiting", "jobId", pid, "prev", "waiting-children"), capped=False)
+
+    def _remove_tree(self, q: _Queue, job_id: str, parent_key: str | None, with_children: bool, now: int) -> None:
+        """Remove one job of a removal: unlink it from its parent, remove its children first (depth first:
+        processed, failed or ignored, failed-the-parent, then pending in key order), then the job itself."""
+        self._unlink_from_parent(q, job_id, parent_key, now)
+        if with_children:
+            key = self._job_key(q, job_id)
+            bad = q.unsuccessful.get(job_id)
+            children = [*(q.children_processed.get(job_id) or ()), *(q.children_failed.get(job_id) or ()),
+                        *(bad.members() if bad is not None else ()),
+                        *sorted(q.dependencies.get(job_id) or ())]
+            for child_key in children:
+                found = self._job_at(child_key)
+                if found is not None:
+                    self._remove_tree(found[0], found[1], key, True, now)
+        where = self._find_key_name(q, job_id)
+        if where in ("wait", "paused", "active"):
+            _lrem(q.list_named(where), job_id, 0)
+        elif where != "unknown":
+            q.zset_named(where).remove(job_id)
+        self._release_dedup(q, job_id, now)
+        existed = (job_id in q.jobs or job_id in q.logs or self._lock_token(q, job_id, now) is not None
+                   or job_id in q.dependencies or job_id in q.children_processed
+                   or job_id in q.children_failed or job_id in q.unsuccessful)
+        self._remove_job_keys(q, job_id)
+        if existed:
+            self._emit(q, now, ("event", "removed", "jobId", job_id, "prev", where))
 
     def reprocess_job(self, queue: str, job_id: str, state: str, reset_attempts_made: bool,
                       reset_attempts_started: bool) -> None:

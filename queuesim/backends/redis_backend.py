@@ -278,8 +278,8 @@ class RedisBackend:
     def get_logs(self, queue: str, job_id: str, start: int = 0, end: int = -1) -> list[str]:
         return [_s(x) for x in self.client.lrange(self.keys(queue).job_logs(job_id), start, end)]
 
-    def remove_job(self, queue: str, job_id: str) -> bool:
-        code = self._run("removeJob", queue, job_id)
+    def remove_job(self, queue: str, job_id: str, remove_children: bool = True) -> bool:
+        code = self._run("removeJob", queue, job_id, "1" if remove_children else "0")
         if code == -2:
             raise LockError(f"Job {job_id} could not be removed because it is locked by another worker", -2)
         if code == -8:

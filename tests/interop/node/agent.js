@@ -1,7 +1,7 @@
 // Node BullMQ side of queuesim's interoperability tests.
 // Usage: node agent.js <command> <json-args>; prints one JSON line with the result.
 'use strict';
-const { Queue, Worker, QueueEvents } = require('bullmq');
+const { FlowProducer, Queue, Worker, QueueEvents } = require('bullmq');
 
 const [command, rawArgs] = process.argv.slice(2);
 const args = JSON.parse(rawArgs || '{}');
@@ -125,5 +125,28 @@ async function script() {
   done({ out });
 }
 
-const commands = { add, work, takeAndDie, events, counts, script };
+// Build a flow (args.flow: {name, queue, opts, children}), complete the jobs named in args.complete (each
+// with a manual worker on its queue, which must fetch exactly that job), then remove args.remove =
+// [{queue, id, removeChildren}] and report what the removals returned.
+async function flowRemove() {
+  const flow = new FlowProducer({ connection });
+  await flow.add(args.flow);
+  await flow.close();
+  for (const c of args.complete || []) {
+    const w = new Worker(c.queue, null, { connection });
+    const job = await w.getNextJob('node-token');
+    if (!job || job.id !== c.id) throw new Error(`expected ${c.id}, fetched ${job && job.id}`);
+    await job.moveToCompleted(c.result === undefined ? null : c.result, 'node-token', false);
+    await w.close();
+  }
+  const out = [];
+  for (const r of args.remove) {
+    const q = new Queue(r.queue, { connection });
+    out.push(await q.remove(r.id, { removeChildren: r.removeChildren !== false }));
+    await q.close();
+  }
+  done({ out });
+}
+
+const commands = { add, work, takeAndDie, events, counts, script, flowRemove };
 commands[command]().catch((err) => { process.stderr.write(String(err && err.stack || err)); process.exit(1); });

@@ -115,8 +115,9 @@ local function promoteDueDelayed(keys, meta, base, now)
   return #due
 end
 
+-- Returns how many of those keys existed.
 local function removeJobKeys(jobKey)
-  redis.call("DEL", jobKey, jobKey .. ":logs", jobKey .. ":lock", jobKey .. ":dependencies",
+  return redis.call("DEL", jobKey, jobKey .. ":logs", jobKey .. ":lock", jobKey .. ":dependencies",
     jobKey .. ":processed", jobKey .. ":failed", jobKey .. ":unsuccessful")
 end
 
