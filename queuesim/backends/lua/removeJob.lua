@@ -16,6 +16,7 @@
   Returns 1 when removed, 0 when the job does not exist, -2 when locked, -8 when owned by a scheduler.
 ]]
 --@include "common"
+--@include "flows"
 local keys = queueKeys()
 local jobId = ARGV[4]
 local withChildren = ARGV[5] == "1"
@@ -25,17 +26,6 @@ local jobKey = keys.base .. jobId
 -- job id may (a scheduler's iterations are "repeat:<schedulerId>:<ms>").
 local function splitJobKey(key)
   return string.match(key, "^([^:]+:[^:]+):(.+)$")
-end
-
--- The keys of queue "<prefix>:<queue>" that removing one of its jobs touches.
-local function keysOf(queueKey)
-  local base = queueKey .. ":"
-  return {
-    wait = base .. "wait", paused = base .. "paused", active = base .. "active", prioritized = base .. "prioritized",
-    delayed = base .. "delayed", completed = base .. "completed", failed = base .. "failed",
-    waitingChildren = base .. "waiting-children", marker = base .. "marker", events = base .. "events",
-    meta = base .. "meta", base = base,
-  }
 end
 
 local function sortedMembers(setKey)
@@ -65,7 +55,7 @@ local function unlinkFromParent(key, parentKey)
   if redis.call("SREM", depsKey, key) == 0 or redis.call("SCARD", depsKey) > 0 then return end
   local parentQueueKey, parentId = splitJobKey(parentKey)
   if not parentQueueKey then return end
-  local pk = keysOf(parentQueueKey)
+  local pk = flowQueueKeys(parentQueueKey)
   if redis.call("ZREM", pk.waitingChildren, parentId) == 0 then return end
   local meta = readMeta(pk.meta)
   redis.call("RPUSH", targetList(meta, pk.wait, pk.paused), parentId)
@@ -76,7 +66,7 @@ end
 local function removeTree(key, parentKey)
   local queueKey, id = splitJobKey(key)
   if not queueKey then return end
-  local k = keysOf(queueKey)
+  local k = flowQueueKeys(queueKey)
   unlinkFromParent(key, parentKey)
   if withChildren then
     for _, childKey in ipairs(redis.call("HKEYS", key .. ":processed")) do removeTree(childKey, key) end

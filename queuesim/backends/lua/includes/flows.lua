@@ -9,13 +9,14 @@
   from its queue key "<prefix>:<queue>". Needs the "common" include.
 ]]
 
--- The keys of the queue "<prefix>:<queue>" that releasing a parent touches.
+-- The keys of the queue "<prefix>:<queue>" that releasing a parent (or removing a job of a flow) touches.
 local function flowQueueKeys(queueKey)
   local base = queueKey .. ":"
   return {
     wait = base .. "wait", paused = base .. "paused", active = base .. "active", prioritized = base .. "prioritized",
     pc = base .. "pc", delayed = base .. "delayed", marker = base .. "marker", events = base .. "events",
-    meta = base .. "meta", waitingChildren = base .. "waiting-children",
+    meta = base .. "meta", waitingChildren = base .. "waiting-children", completed = base .. "completed",
+    failed = base .. "failed", base = base,
   }
 end
 
