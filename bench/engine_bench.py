@@ -4,6 +4,10 @@ Protocol (the same as the peer program ``py_bullmq_bench.py``): per run, FLUSHDB
 (chunks of 1000); a live worker at concurrency 1 drains them; FLUSHDB; N single awaited adds; a live worker at
 concurrency 50 drains them. Reported: medians of jobs/s over RUNS runs, and queuesim / bullmq ratios.
 
+The processor is an ``async`` no-op, as in the peer programs (BullMQ's processors are async functions), so
+queuesim's worker runs its jobs on one event loop. ``syncC1`` / ``syncC50`` drain the same jobs with a plain
+no-op function instead, which queuesim runs in a pool of ``concurrency`` threads.
+
 Each backend is measured: a private ``redis-server`` on a free port (real Redis), and in-process fakeredis
 (the peer runs its own Lua scripts there through a cmsgpack shim). queuesim's step API (fetch → complete with
 fetch-next, no threads) is reported too, as the simulator uses it.
@@ -29,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_DEFAULT = Path(os.environ.get("QUEUESIM_PEERS_DIR", ROOT.parent / "shared" / "bench" / "peers"))
@@ -83,11 +88,15 @@ def queuesim_run(url: str | None, n: int, runs: int) -> dict[str, float]:
     from queuesim import Queue, Worker
 
     conn = queuesim.connect(url)
-    res: dict[str, list[float]] = {"addBulk": [], "addSingle": [], "procC1": [], "procC50": [], "stepC1": []}
+    res: dict[str, list[float]] = {"addBulk": [], "addSingle": [], "procC1": [], "procC50": [], "stepC1": [],
+                                   "syncC1": [], "syncC50": []}
 
-    def drain(concurrency: int) -> float:
+    async def no_op(job: Any) -> None:
+        return None
+
+    def drain(concurrency: int, processor: Any = no_op) -> float:
         t0 = time.perf_counter()
-        w = Worker("bench", lambda job: None, connection=conn, concurrency=concurrency, drain_delay_s=0.05).start()
+        w = Worker("bench", processor, connection=conn, concurrency=concurrency, drain_delay_s=0.05).start()
         q = Queue("bench", conn)
         while q.get_job_counts("completed")["completed"] < n:
             time.sleep(0.002)
@@ -123,6 +132,14 @@ def queuesim_run(url: str | None, n: int, runs: int) -> dict[str, float]:
         while job is not None:
             job = w.complete(job, None, fetch_next=True)
         res["stepC1"].append(n / (time.perf_counter() - t0))
+
+        # a plain (not async) processor: the thread-pool runner
+        for concurrency in (1, 50):
+            conn.client.flushdb()
+            q = Queue("bench", conn)
+            for i in range(0, n, 1000):
+                q.add_bulk([("j", {"i": j}) for j in range(i, min(n, i + 1000))])
+            res[f"syncC{concurrency}"].append(drain(concurrency, lambda job: None))
     conn.close()
     return {k: statistics.median(v) for k, v in res.items()}
 

@@ -225,9 +225,11 @@ def section_c(args: argparse.Namespace, results: dict[str, Any]) -> None:
     finally:
         proc.terminate()
     print(f"  {'measure':<12}{'queuesim':>10}{'bullmq-py':>11}{'ratio':>8}{'Node':>10}{'ratio':>8}")
-    for k in ("addBulk", "addSingle", "procC1", "procC50"):
-        node_part = f"{node[k]:10,.0f}{ours[k] / node[k]:7.2f}x" if node else ""
-        print(f"  {k:<12}{ours[k]:10,.0f}{py[k]:11,.0f}{ours[k] / py[k]:7.2f}x{node_part}")
+    rows = [(k, k) for k in ("addBulk", "addSingle", "procC1", "procC50")]
+    rows += [("syncC1", "procC1"), ("syncC50", "procC50")]  # a plain processor against the peers' async one
+    for k, peer_k in rows:
+        node_part = f"{node[peer_k]:10,.0f}{ours[k] / node[peer_k]:7.2f}x" if node else ""
+        print(f"  {k:<12}{ours[k]:10,.0f}{py[peer_k]:11,.0f}{ours[k] / py[peer_k]:7.2f}x{node_part}")
     results["c"] = {"queuesim": ours, "bullmq_py": py, "node": node}
 
 

@@ -14,6 +14,7 @@ A worker offers two ways of working, built on the same calls:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import inspect
 import itertools
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from queuesim import defaults
-from queuesim.backends.base import FetchArgs, FetchResult
+from queuesim.backends.base import AsyncTransitions, FetchArgs, FetchResult
 from queuesim.backoff import NO_RETRY, compute_backoff
 from queuesim.connection import Connection
 from queuesim.errors import (
@@ -103,6 +104,9 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._pool: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._forced = False
+        self._hot: AsyncTransitions | None = None
+        self._async_wake: asyncio.Event | None = None
 
     # --- local events ------------------------------------------------------------------------------------
 
@@ -193,11 +197,19 @@ class Worker:
     def complete(self, job: Job, return_value: Any = None, fetch_next: bool = False) -> Job | None:
         """Mark ``job`` completed with ``return_value``. With ``fetch_next``, take the next job in the same call
         (and return it), as BullMQ's running worker does."""
+        report, nxt = self._completion(job, return_value, fetch_next)
+        result = self.backend.move_to_finished(self.name, job.id, job.token or "0", **report)
+        return self._completed(job, return_value, result, nxt)
+
+    def _completion(self, job: Job, return_value: Any, fetch_next: bool) -> tuple[dict[str, Any], FetchArgs | None]:
+        """The arguments of ``move_to_finished`` for a completed attempt, and the fetch it carries (or None)."""
         value = dump_json(return_value, "return_value")
         nxt = self._fetch_args() if fetch_next and self._resumed.is_set() else None
-        result = self.backend.move_to_finished(
-            self.name, job.id, job.token or "0", completed=True, value=value, stacktrace=None,
-            max_attempts=job.opts.attempts, keep=self._keep(True, job), fetch_next=nxt)
+        return {"completed": True, "value": value, "stacktrace": None, "max_attempts": job.opts.attempts,
+                "keep": self._keep(True, job), "fetch_next": nxt}, nxt
+
+    def _completed(self, job: Job, return_value: Any, result: FetchResult | None,
+                   nxt: FetchArgs | None) -> Job | None:
         self.active.pop(job.id, None)
         self._emit("completed", job, return_value, "active")
         if nxt is not None:
@@ -234,11 +246,16 @@ class Worker:
         With ``fetch_next``, a final failure also takes the next job in the same call (as BullMQ's running
         worker does); it is left in :attr:`prefetched`. Retries never fetch (BullMQ's retry scripts do not).
         """
-        self.prefetched = None
+        outcome, self.prefetched = self._fail(job, error, fetch_next)
+        return outcome
+
+    def _fail(self, job: Job, error: BaseException | str, fetch_next: bool) -> tuple[str, Job | None]:
+        """:meth:`fail`, returning the job a final failure fetched instead of leaving it in an attribute that
+        concurrent jobs would share."""
         err = error if isinstance(error, BaseException) else Exception(str(error))
         if isinstance(err, DelayedError | WaitingError):
             self.active.pop(job.id, None)
-            return "moved"
+            return "moved", None
         if isinstance(err, RateLimitError):
             if err.retry_after_ms:
                 self.backend.rate_limit(self.name, err.retry_after_ms)
@@ -247,7 +264,7 @@ class Worker:
             if ttl > 0:
                 self._rate_limited_for(ttl)
             self._emit("rate_limited", job, ttl)
-            return "rate-limited"
+            return "rate-limited", None
         attempts = max(job.opts.attempts, 1)
         attempt = job.attempts_made + 1
         final = isinstance(err, UnrecoverableError) or attempt >= attempts
@@ -261,9 +278,7 @@ class Worker:
         if final:
             nxt = self._fetch_args() if fetch_next and self._resumed.is_set() else None
             result = self._finish_failed(job, err, nxt)
-            if nxt is not None:
-                self.prefetched = self._accept(result, nxt.token)
-            return "failed"
+            return "failed", (self._accept(result, nxt.token) if nxt is not None else None)
         reason = str(err) or type(err).__name__
         stack = self._stacktrace(job, err)
         if delay > 0:
@@ -277,7 +292,7 @@ class Worker:
             outcome = "retried"
         self.active.pop(job.id, None)
         self._emit("failed", job, err, "active")
-        return outcome
+        return outcome, None
 
     def extend_locks(self) -> list[str]:
         """Renew the locks of every job this worker holds; returns the ids whose lock was lost."""
@@ -312,7 +327,7 @@ class Worker:
         checked = WorkerOptions.build(concurrency=value).concurrency
         self.opts = dataclasses.replace(self.opts, concurrency=checked)
         pool = self._pool
-        if pool is not None and checked > pool._max_workers:
+        if pool is not None and self._loop is None and checked > pool._max_workers:
             # a thread pool starts its threads on demand: raising its cap lets the extra jobs run now
             pool._max_workers = checked
 
@@ -359,12 +374,9 @@ class Worker:
     # --- live runner -------------------------------------------------------------------------------------
 
     def _call_processor(self, job: Job) -> Any:
+        """Run a plain (not ``async``) processor in this pool thread, abandoning it at the job's timeout."""
         assert self.processor is not None
         timeout_s = job.opts.timeout / 1000 if job.opts.timeout else None
-        if inspect.iscoroutinefunction(self.processor):
-            assert self._loop is not None
-            fut = asyncio.run_coroutine_threadsafe(self._with_timeout(job, timeout_s), self._loop)
-            return fut.result()
         if timeout_s is None:
             return self.processor(job)
         # Run in a helper thread so a slow attempt can be abandoned at its deadline.
@@ -382,8 +394,9 @@ class Worker:
         except FutureTimeout:
             raise JobTimeoutError(f"job {job.id} timed out after {job.opts.timeout} ms") from None
 
-    async def _with_timeout(self, job: Job, timeout_s: float | None) -> Any:
+    async def _with_timeout(self, job: Job) -> Any:
         assert self.processor is not None
+        timeout_s = job.opts.timeout / 1000 if job.opts.timeout else None
         try:
             return await asyncio.wait_for(self.processor(job), timeout_s)
         except TimeoutError:
@@ -398,40 +411,52 @@ class Worker:
         finally:
             self._wake.set()
 
+    def _may_fetch_next(self) -> bool:
+        return not self._closing.is_set() and self.clock.now_ms() >= self.rate_limited_until
+
     def _run_one(self, job: Job) -> Job | None:
         """Run one job and report its outcome. A report the store refuses (lost lock) or cannot take (Redis
         unreachable) drops the job from this worker: its lock lapses and the stalled check brings it back."""
-        fetch_next = not self._closing.is_set() and self.clock.now_ms() >= self.rate_limited_until
+        fetch_next = self._may_fetch_next()
         try:
             try:
                 result = self._call_processor(job)
             except BaseException as exc:
-                outcome = self.fail(job, exc, fetch_next=fetch_next)
-                return self.prefetched if outcome == "failed" else None
+                outcome, nxt = self._fail(job, exc, fetch_next)
+                return nxt if outcome == "failed" else None
             try:
                 return self.complete(job, result, fetch_next=fetch_next)
             except OptionError as exc:  # e.g. a return value JSON cannot hold: the attempt fails
                 self.fail(job, exc)
                 return None
         except Exception as exc:
-            self.active.pop(job.id, None)
-            self._emit("error", exc)
+            self._dropped(job, exc)
             return None
 
+    def _dropped(self, job: Job, exc: Exception) -> None:
+        self.active.pop(job.id, None)
+        self._emit("error", exc)
+
     def start(self) -> Worker:
-        """Run the live worker in background threads; returns at once. Stop it with :meth:`close`."""
+        """Run the live worker in background threads; returns at once. Stop it with :meth:`close`.
+
+        A plain processor runs in a pool of ``concurrency`` threads. An ``async`` processor runs on one event
+        loop, as Node BullMQ's worker does: its jobs overlap while they wait, and on a real Redis their
+        fetches and finishes share one pipelined connection (see :mod:`queuesim.backends.pipelined`).
+        """
         if self.processor is None:
             raise OptionError("processor", "a live worker needs a processor function")
         if getattr(self.clock, "virtual", False):
             raise OptionError("clock", "the live runner needs wall time; drive a virtual clock with the step API")
         self._closing.clear()
         self._wake = threading.Event()
-        self._pool = ThreadPoolExecutor(self.opts.concurrency, thread_name_prefix=f"worker-{self.name}")
         if inspect.iscoroutinefunction(self.processor):
-            self._loop = asyncio.new_event_loop()
-            loop_thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="worker-asyncio")
-            loop_thread.start()
-        for target, name in ((self._fetch_loop, "fetch"), (self._timers_loop, "timers")):
+            self._pool = ThreadPoolExecutor(4, thread_name_prefix=f"worker-{self.name}")
+            fetch: Callable[[], None] = lambda: asyncio.run(self._event_loop_runner())  # noqa: E731
+        else:
+            self._pool = ThreadPoolExecutor(self.opts.concurrency, thread_name_prefix=f"worker-{self.name}")
+            fetch = self._fetch_loop
+        for target, name in ((fetch, "fetch"), (self._timers_loop, "timers")):
             t = threading.Thread(target=target, daemon=True, name=f"worker-{self.name}-{name}")
             t.start()
             self._threads.append(t)
@@ -469,6 +494,89 @@ class Worker:
                 self._emit("error", exc)
                 failures += 1
                 self._closing.wait(min(5.0, 0.1 * 2 ** (failures - 1)))
+
+    # --- live runner for async processors ----------------------------------------------------------------
+
+    async def _event_loop_runner(self) -> None:
+        """The fetch loop of an ``async`` processor: up to ``concurrency`` jobs run as tasks of this loop.
+
+        Each task runs its job, then finishes it and fetches the next in the same call, as in the thread pool.
+        Fetches and finishes are awaited over the backend's pipelined connection when it has one; other
+        transitions (retries, lock renewal, the stalled check) run in a small helper pool with the blocking
+        calls the thread runner uses, so there is one implementation of BullMQ's rules.
+        """
+        loop = asyncio.get_running_loop()
+        wake = self._async_wake = asyncio.Event()
+        self._loop = loop
+        hot: AsyncTransitions = self.backend.pipelined() or _BlockingTransitions(self.backend)
+        self._hot = hot
+        waiter = self.queue.connection.duplicate().backend
+        tasks: set[asyncio.Task[None]] = set()
+        failures = 0
+        try:
+            while not self._closing.is_set():
+                if not self._resumed.is_set():
+                    await asyncio.sleep(0.05)
+                    continue
+                try:
+                    free = len(tasks) < self.opts.concurrency
+                    job = await self._fetch_async() if free else None
+                    if job is not None:
+                        task = loop.create_task(self._chain(job))
+                        tasks.add(task)
+                        task.add_done_callback(lambda t: (tasks.discard(t), wake.set()))
+                        continue
+                    if not free:
+                        wake.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(wake.wait(), 0.05)
+                        continue
+                    await loop.run_in_executor(self._pool, self._idle_wait, waiter)
+                    failures = 0
+                except Exception as exc:
+                    self._emit("error", exc)
+                    failures += 1
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), min(5.0, 0.1 * 2 ** (failures - 1)))
+            if tasks and not self._forced:
+                await asyncio.wait(tasks)
+            for task in tasks:
+                task.cancel()
+        finally:
+            hot.close()
+
+    async def _fetch_async(self) -> Job | None:
+        if self.clock.now_ms() < self.rate_limited_until or not self._resumed.is_set():
+            return None
+        args = self._fetch_args()
+        assert self._hot is not None
+        return self._accept(await self._hot.move_to_active(self.name, args), args.token)
+
+    async def _chain(self, job: Job | None) -> None:
+        while job is not None:
+            job = await self._run_one_async(job)
+
+    async def _run_one_async(self, job: Job) -> Job | None:
+        """:meth:`_run_one` for an ``async`` processor."""
+        fetch_next = self._may_fetch_next()
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                result = await self._with_timeout(job)
+            except Exception as exc:
+                outcome, nxt = await loop.run_in_executor(self._pool, self._fail, job, exc, fetch_next)
+                return nxt if outcome == "failed" else None
+            try:
+                report, nxt = self._completion(job, result, fetch_next)
+            except OptionError as exc:  # e.g. a return value JSON cannot hold: the attempt fails
+                await loop.run_in_executor(self._pool, self._fail, job, exc, False)
+                return None
+            assert self._hot is not None
+            finished = await self._hot.move_to_finished(self.name, job.id, job.token or "0", **report)
+            return self._completed(job, result, finished, nxt)
+        except Exception as exc:
+            self._dropped(job, exc)
+            return None
 
     def _idle_wait(self, waiter: Any) -> None:
         """Block on the marker (BullMQ's BZPOPMIN), at most until the next due time or the drain delay."""
@@ -513,17 +621,22 @@ class Worker:
     def close(self, force: bool = False, timeout: float | None = None) -> None:
         """Stop the live worker. Graceful by default: stop fetching and wait for running jobs.
         ``force=True`` abandons running jobs (their locks lapse and they come back as stalled)."""
+        self._forced = force
         self._closing.set()
         if hasattr(self, "_wake"):
             self._wake.set()
-        if self._pool is not None:
+        loop, wake = self._loop, self._async_wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already finished
+                loop.call_soon_threadsafe(wake.set)
+        if self._pool is not None and loop is None:
             self._pool.shutdown(wait=not force, cancel_futures=True)
         for t in self._threads:
             t.join(timeout)
         self._threads.clear()
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._loop = None
+        if self._pool is not None and loop is not None:
+            self._pool.shutdown(wait=not force, cancel_futures=True)
+        self._loop = None
         if force:
             self.forget()
         self._emit("closed")
@@ -532,3 +645,20 @@ class Worker:
         return f"Worker({self.name!r}, id={self.id[:8]}, concurrency={self.opts.concurrency})"
 
 
+
+
+class _BlockingTransitions:
+    """The worker's two hot transitions as coroutines over a backend that has no pipelined connection (the
+    memory backend, the embedded fakeredis server): in-process calls that never wait on a network."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+
+    async def move_to_active(self, queue: str, fetch: FetchArgs) -> FetchResult:
+        return self.backend.move_to_active(queue, fetch)  # type: ignore[no-any-return]
+
+    async def move_to_finished(self, queue: str, job_id: str, token: str, **report: Any) -> FetchResult | None:
+        return self.backend.move_to_finished(queue, job_id, token, **report)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Nothing to release."""

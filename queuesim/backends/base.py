@@ -55,6 +55,18 @@ class FetchResult:
     paused_or_maxed: bool = False
 
 
+class AsyncTransitions(Protocol):
+    """A worker's two hot transitions as coroutines, for the live runner of an ``async`` processor: the same
+    transitions as :meth:`Backend.move_to_active` and :meth:`Backend.move_to_finished`, awaited instead of
+    blocking, so that many jobs of one event loop can wait for the store at once."""
+
+    async def move_to_active(self, queue: str, fetch: FetchArgs) -> FetchResult: ...
+    async def move_to_finished(self, queue: str, job_id: str, token: str, *, completed: bool, value: str,
+                               stacktrace: str | None, max_attempts: int, keep: KeepJobs | None,
+                               fetch_next: FetchArgs | None) -> FetchResult | None: ...
+    def close(self) -> None: ...
+
+
 class Backend(Protocol):
     """Every state transition and getter a queue needs. ``queue`` is the queue name."""
 
@@ -73,6 +85,7 @@ class Backend(Protocol):
                          stacktrace: str | None, max_attempts: int, keep: KeepJobs | None,
                          fetch_next: FetchArgs | None) -> FetchResult | None: ...
     def retry_job(self, queue: str, job_id: str, token: str, reason: str, stacktrace: str, lifo: bool) -> None: ...
+    def pipelined(self) -> AsyncTransitions | None: ...
     def move_to_delayed(self, queue: str, job_id: str, token: str, due_ms: int, *, skip_attempt: bool,
                         reason: str | None = None, stacktrace: str | None = None,
                         now: int | None = None) -> None: ...

@@ -1349,6 +1349,9 @@ class MemoryBackend:
                 self._cond.notify_all()
         return _fetched(job_id, dict(h))
 
+    def pipelined(self) -> None:
+        """None: the memory backend answers in-process, so the live runner calls the blocking methods."""
+
     def move_to_active(self, queue: str, fetch: FetchArgs) -> FetchResult:
         with self._lock:
             return self._fetch(self._q(queue), self.clock.now_ms(), fetch)

@@ -12,6 +12,7 @@ from typing import Any
 import redis
 
 from queuesim.backends.base import AddResult, FetchArgs, FetchResult, dead_letter_refusal, flow_parent_args
+from queuesim.backends.pipelined import PipelinedConnection, connection_settings
 from queuesim.backends.scripts import Script, load_script
 from queuesim.clock import Clock
 from queuesim.errors import JobNotFoundError, JobStateError, LockError, OptionError, error_for_code
@@ -32,6 +33,19 @@ def _s(value: Any) -> str:
 
 def _pairs(flat: list[Any]) -> dict[str, str]:
     return {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+def _is_noscript(reply: Any) -> bool:
+    """A NOSCRIPT error reply, as redis-py raises it or as hiredis returns it."""
+    return isinstance(reply, redis.exceptions.NoScriptError) or (
+        isinstance(reply, redis.exceptions.ResponseError) and str(reply).startswith("NOSCRIPT"))
+
+
+def _raise_errors(replies: list[Any]) -> list[Any]:
+    for r in replies:
+        if isinstance(r, redis.exceptions.ResponseError):
+            raise r
+    return replies
 
 
 class RedisBackend:
@@ -75,16 +89,16 @@ class RedisBackend:
         NOSCRIPT means none of the calls ran. An error reply of one call is raised after every reply was read,
         so the connection stays in step.
         """
-        keys = self._queue_keys(queue)
-        packets = b"".join(script.packed(keys, [self.prefix, queue, *args], 2) for args in arg_lists)
+        packets = self._packets(script, queue, arg_lists)
         replies = self._send(packets, len(arg_lists))
-        if any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
+        if any(_is_noscript(r) for r in replies):
             self.client.script_load(script.source)
             replies = self._send(packets, len(arg_lists))
-        for r in replies:
-            if isinstance(r, redis.exceptions.ResponseError):
-                raise r
-        return replies
+        return _raise_errors(replies)
+
+    def _packets(self, script: Script, queue: str, arg_lists: list[list[Any]]) -> bytes:
+        keys = self._queue_keys(queue)
+        return b"".join(script.packed(keys, [self.prefix, queue, *args], 2) for args in arg_lists)
 
     def _send(self, packets: bytes, count: int) -> list[Any]:
         pool = self.client.connection_pool
@@ -190,23 +204,33 @@ class RedisBackend:
         return [f.lock_duration, lim.max if lim else "", lim.duration if lim else "", f.worker_name or ""]
 
     def move_to_active(self, queue: str, fetch: FetchArgs) -> FetchResult:
-        f = self._fetch_args(fetch)
-        return self._fetch_result(self._run("moveToActive", queue, fetch.token, *f))
+        return self._fetch_result(self._run("moveToActive", queue, fetch.token, *self._fetch_args(fetch)))
 
-    def move_to_finished(self, queue: str, job_id: str, token: str, *, completed: bool, value: str,
-                         stacktrace: str | None, max_attempts: int, keep: KeepJobs | None,
-                         fetch_next: FetchArgs | None) -> FetchResult | None:
+    def _finished_args(self, job_id: str, token: str, completed: bool, value: str, stacktrace: str | None,
+                       max_attempts: int, keep: KeepJobs | None, fetch_next: FetchArgs | None) -> list[Any]:
         keep_args = keep.script_args() if keep is not None else [-1, -1, 1000]
         nxt = self._fetch_args(fetch_next) if fetch_next else [0, "", "", ""]
-        raw = self._run(
-            "moveToFinished", queue, job_id, token, "completed" if completed else "failed", value,
-            stacktrace if stacktrace is not None else "", max_attempts, *keep_args,
-            "1" if fetch_next else "0", *nxt, fetch_next.token if fetch_next else "",
-        )
+        return [job_id, token, "completed" if completed else "failed", value,
+                stacktrace if stacktrace is not None else "", max_attempts, *keep_args,
+                "1" if fetch_next else "0", *nxt, fetch_next.token if fetch_next else ""]
+
+    def _finished_result(self, raw: Any, job_id: str) -> FetchResult | None:
         if isinstance(raw, int):
             self._check(raw, job_id, "moveToFinished", "active")
             return None
         return self._fetch_result(raw)
+
+    def move_to_finished(self, queue: str, job_id: str, token: str, *, completed: bool, value: str,
+                         stacktrace: str | None, max_attempts: int, keep: KeepJobs | None,
+                         fetch_next: FetchArgs | None) -> FetchResult | None:
+        args = self._finished_args(job_id, token, completed, value, stacktrace, max_attempts, keep, fetch_next)
+        return self._finished_result(self._run("moveToFinished", queue, *args), job_id)
+
+    def pipelined(self) -> PipelinedTransitions | None:
+        """The worker's two hot transitions as coroutines over one :class:`PipelinedConnection`, or None
+        when the server cannot be reached that way (the embedded fakeredis server, a Unix socket, TLS)."""
+        settings = connection_settings(self.client)
+        return None if settings is None else PipelinedTransitions(self, PipelinedConnection(settings))
 
     def retry_job(self, queue: str, job_id: str, token: str, reason: str, stacktrace: str, lifo: bool) -> None:
         code = self._run("retryJob", queue, job_id, token, reason, stacktrace, "1" if lifo else "0")
@@ -514,3 +538,36 @@ class RedisBackend:
 
     def close(self) -> None:
         self.client.close()
+
+
+class PipelinedTransitions:
+    """``move_to_active`` and ``move_to_finished`` of a :class:`RedisBackend` as coroutines: the same scripts
+    with the same arguments, sent over a :class:`PipelinedConnection` so that many jobs of one event loop
+    share it. Build it with :meth:`RedisBackend.pipelined`; use it from one event loop only."""
+
+    def __init__(self, backend: RedisBackend, connection: PipelinedConnection) -> None:
+        self.backend = backend
+        self.connection = connection
+
+    async def _run(self, name: str, queue: str, *args: Any) -> Any:
+        script = load_script(name)
+        packets = self.backend._packets(script, queue, [[self.backend.clock.now_ms(), *args]])
+        replies = await self.connection.send(packets, 1)
+        if _is_noscript(replies[0]):
+            self.backend.client.script_load(script.source)
+            replies = await self.connection.send(packets, 1)
+        return _raise_errors(replies)[0]
+
+    async def move_to_active(self, queue: str, fetch: FetchArgs) -> FetchResult:
+        b = self.backend
+        return b._fetch_result(await self._run("moveToActive", queue, fetch.token, *b._fetch_args(fetch)))
+
+    async def move_to_finished(self, queue: str, job_id: str, token: str, *, completed: bool, value: str,
+                               stacktrace: str | None, max_attempts: int, keep: KeepJobs | None,
+                               fetch_next: FetchArgs | None) -> FetchResult | None:
+        b = self.backend
+        args = b._finished_args(job_id, token, completed, value, stacktrace, max_attempts, keep, fetch_next)
+        return b._finished_result(await self._run("moveToFinished", queue, *args), job_id)
+
+    def close(self) -> None:
+        self.connection.close()

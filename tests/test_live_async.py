@@ -1,0 +1,309 @@
+"""The live worker with an ``async`` processor: one event loop, jobs as tasks, and on a real Redis one pipelined
+connection for the fetches and finishes (``queuesim.backends.pipelined``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+import queuesim
+from queuesim import Job, Queue, UnrecoverableError, Worker
+from queuesim.backends.pipelined import PipelinedConnection, connection_settings
+from queuesim.backends.redis_backend import PipelinedTransitions, RedisBackend
+from queuesim.backends.scripts import resp_command
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def command(*args: Any) -> bytes:
+    return resp_command(b"", 0, list(args))
+
+
+@pytest.fixture(params=["fakeredis", "memory", pytest.param("redis", marks=pytest.mark.real_redis)])
+def conn(request: pytest.FixtureRequest) -> Iterator[queuesim.Connection]:
+    """A wall-clock connection on each backend (a live worker needs wall time)."""
+    if request.param == "fakeredis":
+        c = queuesim.connect()
+    elif request.param == "memory":
+        c = queuesim.connect("memory://")
+    else:
+        c = queuesim.connect(request.getfixturevalue("redis_url"))
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def queue(conn: queuesim.Connection) -> Iterator[Queue]:
+    q = Queue(f"async-{uuid.uuid4().hex[:8]}", conn)
+    yield q
+    q.obliterate(force=True)
+
+
+# --- the pipelined connection ---------------------------------------------------------------------------------
+
+
+@pytest.mark.real_redis
+def test_many_callers_in_flight_each_get_their_own_replies_in_order(redis_url: str) -> None:
+    settings = connection_settings(redis.Redis.from_url(redis_url))
+    assert settings is not None
+    key = f"pipe-{uuid.uuid4().hex[:8]}"
+
+    async def main() -> list[Any]:
+        pipe = PipelinedConnection(settings)
+        try:
+            calls = []
+            for i in range(300):
+                if i % 3 == 0:  # two commands in one packet: both replies come back to this caller
+                    calls.append(pipe.send(command("ECHO", f"a{i}") + command("ECHO", f"b{i}"), 2))
+                elif i % 3 == 1:
+                    calls.append(pipe.send(command("INCR", key), 1))
+                else:  # an error reply stays with its own caller
+                    calls.append(pipe.send(command("HSET", key, "f", "v"), 1))
+            return list(await asyncio.gather(*calls))
+        finally:
+            pipe.close()
+
+    replies = asyncio.run(main())
+    redis.Redis.from_url(redis_url).delete(key)
+    counts = []
+    for i, reply in enumerate(replies):
+        if i % 3 == 0:
+            assert reply == [f"a{i}".encode(), f"b{i}".encode()]
+        elif i % 3 == 1:
+            counts.append(reply[0])
+        else:
+            assert isinstance(reply[0], redis.exceptions.ResponseError)
+            assert "WRONGTYPE" in str(reply[0])
+    assert counts == list(range(1, 101)), "the INCRs ran in the order they were sent"
+
+
+@pytest.mark.real_redis
+def test_the_connection_uses_the_urls_database_and_comes_back_after_the_server_drops_it(redis_url: str) -> None:
+    base = redis_url.rsplit("/", 1)[0] if redis_url.count("/") > 2 else redis_url
+    client = redis.Redis.from_url(f"{base}/7")
+    settings = connection_settings(client)
+    assert settings is not None
+    assert settings["db"] == 7
+    key = f"pipe-{uuid.uuid4().hex[:8]}"
+
+    async def main() -> tuple[Any, Exception | None, Any]:
+        pipe = PipelinedConnection(settings)
+        try:
+            await pipe.send(command("SET", key, "here"), 1)
+            (my_id,) = await pipe.send(command("CLIENT", "ID"), 1)
+            blocked = asyncio.ensure_future(pipe.send(command("BLPOP", f"{key}:none", 5), 1))
+            await asyncio.sleep(0.1)
+            client.client_kill_filter(_id=my_id)
+            lost: Exception | None = None
+            try:
+                await asyncio.wait_for(blocked, 3)
+            except redis.exceptions.ConnectionError as exc:
+                lost = exc
+            await asyncio.sleep(0.05)
+            again = await pipe.send(command("GET", key), 1)
+            return my_id, lost, again
+        finally:
+            pipe.close()
+
+    try:
+        _, lost, again = asyncio.run(main())
+        assert client.get(key) == b"here", "the SET went to the URL's database"
+        assert isinstance(lost, redis.exceptions.ConnectionError), "a caller waiting on a dropped connection fails"
+        assert again == [b"here"], "the next call connected again (and selected the database again)"
+    finally:
+        client.delete(key)
+
+
+def test_the_embedded_server_and_the_memory_backend_have_no_pipelined_connection() -> None:
+    fake = queuesim.connect()
+    assert isinstance(fake.backend, RedisBackend)
+    assert fake.backend.pipelined() is None
+    assert queuesim.connect("memory://").backend.pipelined() is None
+
+
+@pytest.mark.real_redis
+def test_pipelined_transitions_load_the_scripts_again_after_a_script_flush(redis_url: str) -> None:
+    conn = queuesim.connect(redis_url)
+    q = Queue(f"async-{uuid.uuid4().hex[:8]}", conn)
+    job = q.add("j", {"n": 1})
+    conn.client.script_flush()
+    hot = conn.backend.pipelined()
+    assert isinstance(hot, PipelinedTransitions)
+    w = Worker(q)
+
+    async def main() -> Any:
+        try:
+            args = w._fetch_args()
+            return await hot.move_to_active(q.name, args), args
+        finally:
+            hot.close()
+
+    result, args = asyncio.run(main())
+    assert result.job_id == job.id
+    assert str(q.get_job_state(job.id)) == "active"
+    assert conn.client.get(q.keys.job(job.id) + ":lock") == args.token.encode()
+    q.obliterate(force=True)
+    conn.close()
+
+
+# --- the async live worker ------------------------------------------------------------------------------------
+
+
+def test_an_async_worker_runs_every_job_once_with_jobs_overlapping(queue: Queue) -> None:
+    total = 120
+    queue.add_bulk([("j", {"n": i}) for i in range(total)])
+    running = peak = 0
+    seen: list[int] = []
+
+    async def process(job: Job) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.005)
+        running -= 1
+        seen.append(job.data["n"])
+        return job.data["n"] * 2
+
+    worker = Worker(queue, process, concurrency=10, drain_delay_s=0.2).start()
+    try:
+        assert wait_until(lambda: queue.get_job_counts("completed")["completed"] == total)
+    finally:
+        worker.close()
+    assert sorted(seen) == list(range(total)), "each job ran exactly once"
+    assert 2 <= peak <= 10, f"jobs overlapped on the loop, never more than the concurrency (peak {peak})"
+    assert sorted(j.return_value for j in queue.get_completed()) == [2 * i for i in range(total)]
+    assert queue.get_job_counts("active", "wait") == {"active": 0, "wait": 0}
+
+
+@pytest.mark.real_redis
+def test_on_a_real_redis_the_async_worker_uses_one_pipelined_connection(redis_url: str) -> None:
+    conn = queuesim.connect(redis_url)
+    q = Queue(f"async-{uuid.uuid4().hex[:8]}", conn)
+    q.add_bulk([("j", {}) for _ in range(50)])
+
+    async def process(job: Job) -> None:
+        await asyncio.sleep(0)
+
+    worker = Worker(q, process, concurrency=8, drain_delay_s=0.2).start()
+    try:
+        assert wait_until(lambda: q.get_job_counts("completed")["completed"] == 50)
+        assert isinstance(worker._hot, PipelinedTransitions)
+    finally:
+        worker.close()
+        q.obliterate(force=True)
+        conn.close()
+
+
+def test_an_async_worker_retries_fails_for_good_and_then_goes_on_with_the_next_job(queue: Queue) -> None:
+    flaky = queue.add("flaky", {}, attempts=2)
+    doomed = queue.add("doomed", {}, attempts=5)
+    after = [queue.add("after", {"n": i}) for i in range(3)]
+    tries: dict[str, int] = {}
+
+    async def process(job: Job) -> str:
+        tries[job.name] = tries.get(job.name, 0) + 1
+        if job.name == "flaky" and job.attempts_made == 0:
+            raise RuntimeError("first attempt fails")
+        if job.name == "doomed":
+            raise UnrecoverableError("never retried")
+        return "ok"
+
+    worker = Worker(queue, process, concurrency=1, drain_delay_s=0.2).start()
+    try:
+        assert wait_until(lambda: queue.get_job_counts("completed")["completed"] == 4)
+    finally:
+        worker.close()
+    assert tries == {"flaky": 2, "doomed": 1, "after": 3}
+    j = queue.get_job(flaky.id)
+    assert j is not None
+    assert j.attempts_made == 2
+    assert j.stacktrace
+    assert "first attempt fails" in j.stacktrace[0]
+    d = queue.get_job(doomed.id)
+    assert d is not None
+    assert str(queue.get_job_state(doomed.id)) == "failed"
+    assert d.failed_reason == "never retried"
+    assert all(str(queue.get_job_state(a.id)) == "completed" for a in after)
+
+
+def test_an_async_attempt_past_its_timeout_fails_with_a_clear_reason(queue: Queue) -> None:
+    job = queue.add("slow", {}, timeout=100, attempts=1)
+
+    async def slow(job: Job) -> None:
+        await asyncio.sleep(5)
+
+    worker = Worker(queue, slow, drain_delay_s=0.2).start()
+    try:
+        assert wait_until(lambda: queue.get_job_counts("failed")["failed"] == 1)
+    finally:
+        worker.close()
+    failed = queue.get_job(job.id)
+    assert failed is not None
+    assert failed.failed_reason == f"job {job.id} timed out after 100 ms"
+
+
+def test_graceful_close_waits_for_running_async_jobs_and_force_close_abandons_them(queue: Queue) -> None:
+    first = queue.add("a", {})
+
+    async def process(job: Job) -> str:
+        await asyncio.sleep(0.3)
+        return "finished"
+
+    worker = Worker(queue, process, drain_delay_s=0.2).start()
+    assert wait_until(lambda: str(queue.get_job_state(first.id)) == "active")
+    worker.close()
+    assert str(queue.get_job_state(first.id)) == "completed", "a graceful close let the running job finish"
+
+    second = queue.add("b", {})
+
+    async def endless(job: Job) -> None:
+        await asyncio.sleep(60)
+
+    worker = Worker(queue, endless, drain_delay_s=0.2).start()
+    assert wait_until(lambda: str(queue.get_job_state(second.id)) == "active")
+    started = time.monotonic()
+    worker.close(force=True)
+    assert time.monotonic() - started < 3
+    assert str(queue.get_job_state(second.id)) == "active", "abandoned: its lock lapses, the stalled check recovers it"
+    assert worker.active == {}
+
+
+def test_raising_the_concurrency_of_a_running_async_worker_lets_more_jobs_run(queue: Queue) -> None:
+    queue.add_bulk([("j", {}) for _ in range(8)])
+    running = 0
+    release = asyncio.Event()
+    loop_of_worker: list[asyncio.AbstractEventLoop] = []
+
+    async def process(job: Job) -> None:
+        nonlocal running
+        loop_of_worker[:] = [asyncio.get_running_loop()]
+        running += 1
+        await release.wait()
+        running -= 1
+
+    worker = Worker(queue, process, concurrency=2, drain_delay_s=0.2).start()
+    try:
+        assert wait_until(lambda: running == 2)
+        time.sleep(0.2)
+        assert running == 2, "never more than the concurrency"
+        worker.concurrency = 5
+        assert wait_until(lambda: running == 5)
+        loop_of_worker[0].call_soon_threadsafe(release.set)
+        assert wait_until(lambda: queue.get_job_counts("completed")["completed"] == 8)
+    finally:
+        if loop_of_worker:
+            loop_of_worker[0].call_soon_threadsafe(release.set)
+        worker.close()
