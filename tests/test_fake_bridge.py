@@ -68,3 +68,52 @@ def test_a_script_is_compiled_once_per_text() -> None:
         r.eval("return 41 + 1", 0)
     assert len(runtime._compiled) == before + 1
     assert r.eval("return 41 + 1", 0) == 42
+
+
+# Each snippet runs on the bridge's server (our redis.call dispatcher) and on a plain fakeredis server (its own
+# dispatcher); replies, errors and the keys left behind must be the same.
+_SCRIPTS = [
+    "redis.call('SET', 's', 'v'); return redis.call('GET', 's')",
+    "return redis.call('INCR', 'n')",
+    "redis.call('SET', 's', 'v'); return redis.call('HSET', 's', 'f', 'x')",  # WRONGTYPE
+    "return redis.call('GET')",  # wrong number of arguments
+    "return redis.call('NOSUCHCOMMAND', 'a')",
+    "return redis.call('LRANGE', 'missing', 0, -1)",  # a missing key answers at once
+    "return redis.call('HGETALL', 'missing')",
+    "redis.call('ZADD', 'z', 1.5, 'a'); return redis.call('ZSCORE', 'z', 'a')",  # a double as a string
+    "return redis.call('ZINCRBY', 'z', 2, 'b')",
+    "return redis.call('ZADD', 'z', 'notanumber', 'a')",  # a bad number
+    "redis.call('HSET', 'h', 'a', 1, 'b', 2); return redis.call('HMGET', 'h', 'a', 'b', 'c')",
+    "redis.call('RPUSH', 'l', 'x'); redis.call('LREM', 'l', 0, 'x'); return redis.call('EXISTS', 'l')",
+    "redis.call('SET', 'e', 1, 'PX', 5000); return redis.call('PTTL', 'e')",
+    "local id = redis.call('XADD', 'x', '*', 'event', 'added'); redis.call('XTRIM', 'x', 'MAXLEN', '~', 10);"
+    " return redis.call('XLEN', 'x')",
+    "return redis.call('OBJECT', 'ENCODING', 'h')",  # a command with a subcommand
+    "return redis.call('EVAL', 'return 1', 0)",  # not allowed in a script
+    "return redis.pcall('INCR', 's')",  # pcall keeps fakeredis' own path
+    "return redis.call('SET', 'k', 3.25)",  # a Lua number argument
+    "return redis.call('HINCRBY', 'h', 'a', 'x')",
+    "redis.call('SADD', 'set', 'a', 'b'); redis.call('SREM', 'set', 'a'); return redis.call('SCARD', 'set')",
+]
+
+
+def _outcome(client: fakeredis.FakeRedis, script: str) -> object:
+    try:
+        return ("reply", client.eval(script, 0))
+    except Exception as exc:
+        return ("error", type(exc).__name__, str(exc))
+
+
+def test_scripts_dispatched_by_the_bridge_answer_as_fakeredis_itself_does() -> None:
+    clock = VirtualClock(1_000_000)
+    ours = make_fake_client(clock)
+    plain = fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(7, 2)), lua_modules=set())
+    for script in _SCRIPTS:
+        assert _outcome(ours, script) == _outcome(plain, script), script
+    for key in sorted(set(ours.keys()) | set(plain.keys())):
+        kind = ours.type(key)
+        assert kind == plain.type(key), key
+        dump = {b"string": "get", b"hash": "hgetall", b"list": "lrange", b"set": "smembers", b"zset": "zrange",
+                b"stream": "xlen"}[kind]
+        args: tuple[object, ...] = (0, -1) if dump in ("lrange", "zrange") else ()
+        assert getattr(ours, dump)(key, *args) == getattr(plain, dump)(key, *args), key

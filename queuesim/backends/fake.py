@@ -11,11 +11,13 @@ the bridge, and the only place that knows fakeredis' internals:
 * fakeredis keeps expiry times as float seconds, so ``now + px / 1000`` sometimes rounds below the exact
   millisecond and a key vanishes 1 ms early; expiry is compared here in whole milliseconds, as Redis does (a key
   lives while ``now <= expiry``);
-* fakeredis compiles the script text again on every EVALSHA and forces a full Lua garbage collection after each
-  script; we keep the compiled chunk per script text and let Lua's incremental collector do its normal work;
+* fakeredis compiles the script text again on every EVALSHA, hashes it again, and forces a full Lua garbage
+  collection after each script; we keep the compiled chunk and the SHA1 per script text and let Lua's
+  incremental collector do its normal work;
 * fakeredis scans the whole Lua global table before every ``redis.call`` to catch scripts that create globals.
   It still does that once after each script; our ``redis.call`` skips the per-call scan (a fifth of the cost
-  of a script) and otherwise dispatches exactly as fakeredis does.
+  of a script), works out each command's argument plan once, and otherwise runs the command as fakeredis'
+  own dispatcher does.
 
 Tested against the fakeredis range pinned in ``pyproject.toml``.
 """
@@ -23,6 +25,8 @@ Tested against the fakeredis range pinned in ``pyproject.toml``.
 from __future__ import annotations
 
 import contextvars
+import functools
+import hashlib
 import time as _real_time
 from typing import Any
 
@@ -53,6 +57,32 @@ class _ClockedTime:
         return (clock.now_ms() + 0.25) / 1000.0
 
 
+class _RememberedSha1:
+    """Stands in for ``hashlib`` inside fakeredis' scripting commands, which hash the whole script text again
+    on every EVALSHA: the SHA1 of a text is worked out once and remembered (for the last 256 texts)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(hashlib, name)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def _hexdigest(data: bytes) -> str:
+        return hashlib.sha1(data).hexdigest()
+
+    def sha1(self, data: bytes) -> _Digest:
+        return _Digest(self._hexdigest(bytes(data)))
+
+
+class _Digest:
+    __slots__ = ("_hex",)
+
+    def __init__(self, hexdigest: str) -> None:
+        self._hex = hexdigest
+
+    def hexdigest(self) -> str:
+        return self._hex
+
+
 _installed = False
 
 
@@ -62,10 +92,12 @@ def _install() -> None:
     if _installed:
         return
     from fakeredis._socket import _base as socket_base
+    from fakeredis.commands_mixins import scripting_mixin
     from fakeredis.model import _stream as stream_model
 
     socket_base.time = _ClockedTime()  # type: ignore[assignment]
     stream_model.time = _ClockedTime()  # type: ignore[assignment]
+    scripting_mixin.hashlib = _RememberedSha1()  # type: ignore[assignment]
     _compare_expiry_in_ms()
     _installed = True
 
@@ -128,12 +160,24 @@ class _CompiledScripts:
 
 
 def _install_fast_redis_call(server: Any) -> None:
-    """Replace ``redis.call`` in the server's Lua runtime with a dispatcher without the per-call globals scan."""
-    from fakeredis._commands import COMMANDS_WITH_SUB
+    """Replace ``redis.call`` in the server's Lua runtime with a leaner dispatcher.
+
+    It runs each command the way fakeredis' own dispatcher does for a script (same argument checks, same
+    command functions, same write-back of the touched keys and the same notifications), minus what cannot apply
+    here: the per-call scan of Lua's globals, the Dragonfly variants, and the final self-check of the reply's
+    type. The argument plan of a command (which arguments are keys, which are parsed as numbers) is worked out
+    once per command and argument count instead of on every call.
+    """
+    from fakeredis import _msgs as msgs
+    from fakeredis._commands import COMMANDS_WITH_SUB, SUPPORTED_COMMANDS, Key
+    from fakeredis._core import CommandItem
     from fakeredis._helpers import SimpleError, decode_command_bytes
+    from fakeredis._socket._resp import convert_to_resp2
 
     runtime = server._lua_runtime
     current = server._lua_current_socket
+    commands: dict[bytes, Any] = {}  # command name as the script wrote it -> its Signature (None: the slow path)
+    plans: dict[tuple[int, int], Any] = {}  # (id of a Signature, argument count) -> argument plan
 
     def to_arg(value: Any) -> bytes:
         kind = type(value)
@@ -143,16 +187,83 @@ def _install_fast_redis_call(server: Any) -> None:
             return f"{value:.17g}".encode()
         raise SimpleError("ERR Lua redis lib command arguments must be strings or integers")
 
+    def plan_for(sig: Any, args: list[bytes], version: Any) -> Any:
+        plan = plans.get((id(sig), len(args)))
+        if plan is None:
+            sig.check_arity(args, version)  # raises for a wrong count; a plan is kept only for a valid one
+            types = list(sig.fixed)
+            types.extend(sig.repeat[i % len(sig.repeat)] for i in range(len(args) - len(types)))
+            first = [(i, t, isinstance(t, Key)) for i, t in enumerate(types)
+                     if (isinstance(t, Key) and t.missing_return is not Key.UNSPECIFIED)
+                     or (not isinstance(t, Key) and t is not bytes)]
+            keys = [(i, t) for i, t in enumerate(types) if isinstance(t, Key)]
+            plan = plans[(id(sig), len(args))] = (first, keys, msgs.FLAG_DO_NOT_CREATE in sig.flags)
+        return plan
+
+    def run(sock: Any, sig: Any, args: list[bytes]) -> Any:
+        """fakeredis' ``_run_command`` for a command called from a script on a Redis-type server."""
+        items: list[Any] = []
+        sock._subkey_events = []
+        try:
+            if msgs.FLAG_NO_SCRIPT in sig.flags:
+                plan_for(sig, args, sock.version)
+                raise SimpleError(msgs.COMMAND_IN_SCRIPT_MSG)
+            first, keys, no_create = plan_for(sig, args, sock.version)
+            db = sock._db
+            short: Any = None
+            for i, t, is_key in first:  # in argument order, as fakeredis checks them
+                if is_key:
+                    if args[i] not in db:
+                        short = (t.missing_return,)
+                        break
+                else:
+                    args[i] = t.decode(args[i])
+            if short is not None:
+                result = short[0]
+            else:
+                for i, t in keys:
+                    key = args[i]
+                    item = db.get(key)
+                    if t.type_ is not None and item is not None and type(item.value) is not t.type_:
+                        raise SimpleError(msgs.WRONGTYPE_MSG)
+                    default = None
+                    if not no_create and t.type_ is not None and item is None and t.type_ is not bytes:
+                        default = t.type_()
+                    args[i] = command_item = CommandItem(key, db, item, default=default)
+                    items.append(command_item)
+                result = getattr(sock, sig.func_name)(*args)
+                if sock._resp_version == 2 and msgs.FLAG_SKIP_CONVERT_TO_RESP2 not in sig.flags:
+                    result = convert_to_resp2(result)
+        except SimpleError as exc:
+            result = exc
+        remove_empty = msgs.FLAG_LEAVE_EMPTY_VAL not in sig.flags
+        for command_item in items:
+            command_item.writeback(remove_empty_val=remove_empty)
+        sock._keyspace_notifications(items, sig.name.encode())
+        sock._subkey_notifications(items)
+        return result
+
     def call(op: bytes, *args: Any) -> Any:
         sock = current[0]
+        sig = commands.get(op, False)
+        if sig is False:
+            name = decode_command_bytes(op)
+            sig = None if name in COMMANDS_WITH_SUB else SUPPORTED_COMMANDS.get(name)
+            if sig is not None and sock._server.server_type not in sig.server_types:
+                sig = None
+            commands[op] = sig
+        if sig is not None and not sock._pubsub:
+            result = run(sock, sig, [to_arg(a) for a in args])
+            return sock._convert_redis_result(runtime, result)
+        # everything else (subcommands, unknown commands) takes fakeredis' own path
         cmd = decode_command_bytes(op)
         if cmd in COMMANDS_WITH_SUB and args:
             cmd += " " + decode_command_bytes(to_arg(args[0]))
             args = args[1:]
-        func, sig = sock._name_to_func(cmd)
+        func, slow_sig = sock._name_to_func(cmd)
         if func is None:
             raise SimpleError("ERR Wrong number of args calling Redis command from script")
-        result = sock._run_command(func, sig, [to_arg(a) for a in args], True)
+        result = sock._run_command(func, slow_sig, [to_arg(a) for a in args], True)
         return sock._convert_redis_result(runtime, result)
 
     runtime.globals()[b"redis"][b"call"] = call
