@@ -117,3 +117,36 @@ def test_scripts_dispatched_by_the_bridge_answer_as_fakeredis_itself_does() -> N
                 b"stream": "xlen"}[kind]
         args: tuple[object, ...] = (0, -1) if dump in ("lrange", "zrange") else ()
         assert getattr(ours, dump)(key, *args) == getattr(plain, dump)(key, *args), key
+
+
+def test_script_calls_reach_the_embedded_server_as_argument_lists_and_fail_cleanly_when_it_is_down() -> None:
+    import pytest
+    import redis
+
+    from queuesim import Queue, connect
+
+    conn = connect(clock=VirtualClock(0))
+    q = Queue("direct", conn)
+    pool = conn.client.connection_pool
+    calls: list[int] = []
+    original = pool.connection_class.run_commands
+
+    def counting(self: object, commands: list[list[bytes]]) -> None:
+        calls.append(len(commands))
+        original(self, commands)  # type: ignore[arg-type]
+
+    pool.connection_class.run_commands = counting  # type: ignore[method-assign]
+    try:
+        q.add("first", {})  # loads the script (NOSCRIPT, then again)
+        calls.clear()
+        job = q.add("a", {"n": 1})
+        assert calls == [1], "the add went to the server as one argument list, not as protocol bytes"
+        assert q.get_job(job.id) is not None
+        assert conn.fake_server is not None
+        conn.fake_server.connected = False
+        with pytest.raises(redis.exceptions.ConnectionError):
+            q.add("b", {})
+        conn.fake_server.connected = True
+        assert q.get_job_counts("wait") == {"wait": 2}, "the failed add left nothing behind"
+    finally:
+        pool.connection_class.run_commands = original  # type: ignore[method-assign]

@@ -7,6 +7,7 @@ event names and job-hash fields are BullMQ's, so BullMQ tools can read the same 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -62,6 +63,8 @@ class RedisBackend:
         self.clock = clock
         self.prefix = validate_prefix(prefix)
         self._keys: dict[str, list[str]] = {}
+        #: the embedded fakeredis server takes commands as argument lists (see fake.VirtualTimeConnection)
+        self._in_process = hasattr(client.connection_pool.connection_class, "run_commands")
 
     # --- plumbing ----------------------------------------------------------------------------------------
 
@@ -89,27 +92,35 @@ class RedisBackend:
         NOSCRIPT means none of the calls ran. An error reply of one call is raised after every reply was read,
         so the connection stays in step.
         """
-        packets = self._packets(script, queue, arg_lists)
-        replies = self._send(packets, len(arg_lists))
+        if self._in_process:  # the embedded server: hand it the arguments, no protocol bytes
+            keys = self._queue_keys(queue)
+            commands = [script.fields(keys, [self.prefix, queue, *args], 2) for args in arg_lists]
+            send: Callable[[Any], None] = lambda conn: conn.run_commands(commands)  # noqa: E731
+        else:
+            packets = self._packets(script, queue, arg_lists)
+            send = lambda conn: conn.send_packed_command([packets])  # noqa: E731
+        replies = self._exchange(send, len(arg_lists))
         if any(_is_noscript(r) for r in replies):
             self.client.script_load(script.source)
-            replies = self._send(packets, len(arg_lists))
+            replies = self._exchange(send, len(arg_lists))
         return _raise_errors(replies)
 
     def _packets(self, script: Script, queue: str, arg_lists: list[list[Any]]) -> bytes:
         keys = self._queue_keys(queue)
         return b"".join(script.packed(keys, [self.prefix, queue, *args], 2) for args in arg_lists)
 
-    def _send(self, packets: bytes, count: int) -> list[Any]:
+    def _exchange(self, send: Callable[[Any], None], count: int) -> list[Any]:
+        """``send(connection)`` on a pooled connection, then read ``count`` replies (an error reply is returned
+        in its place, not raised, so the connection stays in step)."""
         pool = self.client.connection_pool
         conn = pool.get_connection()
         try:
             try:
-                conn.send_packed_command([packets])
+                send(conn)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                 # a stale pooled connection (e.g. after a server restart): nothing was executed, try a fresh one
                 conn.disconnect()
-                conn.send_packed_command([packets])
+                send(conn)
             replies: list[Any] = []
             for _ in range(count):
                 try:

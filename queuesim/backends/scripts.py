@@ -64,13 +64,14 @@ def resp_command(head: bytes, head_count: int, args: list[Any]) -> bytes:
 class Script:
     """One Lua script, its SHA1, and the call that (re)loads it on NOSCRIPT."""
 
-    __slots__ = ("_heads", "name", "sha", "source")
+    __slots__ = ("_field_heads", "_heads", "name", "sha", "source")
 
     def __init__(self, name: str, source: str) -> None:
         self.name = name
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
         self._heads: dict[tuple[str, ...], bytes] = {}
+        self._field_heads: dict[tuple[str, ...], list[bytes]] = {}
 
     def packed(self, keys: list[str], args: list[Any], fixed_args: int = 0) -> bytes:
         """The EVALSHA call as protocol bytes. The command name, SHA, keys and the first ``fixed_args``
@@ -81,6 +82,16 @@ class Script:
             items = [b"EVALSHA", self.sha.encode(), b"%d" % len(keys), *(encode_arg(x) for x in fixed)]
             head = self._heads[fixed] = b"".join(_bulk(i) for i in items)
         return resp_command(head, 3 + len(fixed), list(args[fixed_args:]))
+
+    def fields(self, keys: list[str], args: list[Any], fixed_args: int = 0) -> list[bytes]:
+        """The EVALSHA call as a list of arguments (for a server in this process), sharing the encoded head
+        with :meth:`packed`."""
+        fixed = tuple(keys) + tuple(str(a) for a in args[:fixed_args])
+        head = self._field_heads.get(fixed)
+        if head is None:
+            head = self._field_heads[fixed] = [b"EVALSHA", self.sha.encode(), b"%d" % len(keys),
+                                               *(encode_arg(x) for x in fixed)]
+        return [*head, *(encode_arg(a) for a in args[fixed_args:])]
 
     def __call__(self, client: redis.Redis, keys: list[str], args: list[Any]) -> Any:
         try:
