@@ -503,7 +503,9 @@ class Worker:
         Each task runs its job, then finishes it and fetches the next in the same call, as in the thread pool.
         Fetches and finishes are awaited over the backend's pipelined connection when it has one; other
         transitions (retries, lock renewal, the stalled check) run in a small helper pool with the blocking
-        calls the thread runner uses, so there is one implementation of BullMQ's rules.
+        calls the thread runner uses, so there is one implementation of BullMQ's rules. Two rare follow-ups of
+        a fetch make their blocking call on the loop itself: failing a job that stalled too often, and asking
+        a job scheduler for its next iteration.
         """
         loop = asyncio.get_running_loop()
         wake = self._async_wake = asyncio.Event()

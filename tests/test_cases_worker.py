@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Env
+from conftest import Env, wait_until
 
 from queuesim import (
     Connection,
@@ -76,16 +76,6 @@ def fields_of(env: Env, q: Queue, job_id: str) -> dict[str, str]:
 
 def events_for(env: Env, q: Queue, job_id: str, name: str) -> list[dict[str, str]]:
     return [e.fields for e in env.events(q) if e.job_id == job_id and e.name == name]
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    """Poll ``predicate`` until it holds (live-runner tests only)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 # --- 1, 2: order and serial processing ----------------------------------------------------------------------

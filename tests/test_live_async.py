@@ -6,26 +6,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
+from conftest import wait_until
 
 import queuesim
 from queuesim import Job, Queue, UnrecoverableError, Worker
 from queuesim.backends.pipelined import PipelinedConnection, connection_settings
 from queuesim.backends.redis_backend import PipelinedTransitions, RedisBackend
 from queuesim.backends.scripts import resp_command
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def command(*args: Any) -> bytes:
@@ -179,7 +171,7 @@ def test_an_async_worker_runs_every_job_once_with_jobs_overlapping(queue: Queue)
 
     worker = Worker(queue, process, concurrency=10, drain_delay_s=0.2).start()
     try:
-        assert wait_until(lambda: queue.get_job_counts("completed")["completed"] == total)
+        assert wait_until(lambda: queue.get_job_counts("completed")["completed"] == total, 10.0)
     finally:
         worker.close()
     assert sorted(seen) == list(range(total)), "each job ran exactly once"
