@@ -299,3 +299,63 @@ def test_raising_the_concurrency_of_a_running_async_worker_lets_more_jobs_run(qu
         if loop_of_worker:
             loop_of_worker[0].call_soon_threadsafe(release.set)
         worker.close()
+
+
+def test_an_async_worker_keeps_to_the_rate_limiter(queue: Queue) -> None:
+    queue.add_bulk([("j", {}) for _ in range(9)])
+    starts: list[float] = []
+
+    async def process(job: Job) -> None:
+        starts.append(time.monotonic())
+
+    worker = Worker(queue, process, concurrency=9, limiter={"max": 3, "duration": 400}, drain_delay_s=0.2).start()
+    try:
+        assert wait_until(lambda: queue.get_job_counts("completed")["completed"] == 9)
+    finally:
+        worker.close()
+    starts.sort()
+    # three windows of 400 ms: the 4th and the 7th start wait for a new window
+    assert starts[3] - starts[0] >= 0.3
+    assert starts[6] - starts[0] >= 0.7
+
+
+def test_an_async_job_longer_than_its_lock_keeps_it_renewed_and_is_not_stalled(queue: Queue) -> None:
+    job = queue.add("long", {})
+    stalled: list[str] = []
+
+    async def process(job: Job) -> str:
+        await asyncio.sleep(1.0)
+        return "done"
+
+    # a 300 ms lock renewed every 150 ms; the stalled check runs every 100 ms
+    worker = Worker(queue, process, lock_duration=300, stalled_interval=100, drain_delay_s=0.2)
+    worker.on("stalled", lambda job_id, prev: stalled.append(job_id))
+    worker.start()
+    try:
+        assert wait_until(lambda: str(queue.get_job_state(job.id)) == "completed")
+    finally:
+        worker.close()
+    assert stalled == []
+    done = queue.get_job(job.id)
+    assert done is not None
+    assert done.attempts_made == 1
+    assert done.return_value == "done"
+
+
+def test_a_paused_async_worker_takes_no_jobs_until_resumed(queue: Queue) -> None:
+    ran: list[str] = []
+
+    async def process(job: Job) -> None:
+        ran.append(job.id)
+
+    worker = Worker(queue, process, concurrency=4, drain_delay_s=0.2).start()
+    try:
+        worker.pause()
+        job = queue.add("j", {})
+        time.sleep(0.4)
+        assert ran == []
+        assert str(queue.get_job_state(job.id)) == "waiting"
+        worker.resume()
+        assert wait_until(lambda: ran == [job.id])
+    finally:
+        worker.close()
