@@ -193,6 +193,7 @@ def _install_fast_redis_call(server: Any) -> None:
 
     runtime = server._lua_runtime
     current = server._lua_current_socket
+    subscribers, psubscribers = server.subscribers, server.psubscribers  # live containers, read at each call
     commands: dict[bytes, Any] = {}  # command name as the script wrote it -> its Signature (None: the slow path)
     plans: dict[tuple[int, int], Any] = {}  # (id of a Signature, argument count) -> argument plan
 
@@ -256,7 +257,8 @@ def _install_fast_redis_call(server: Any) -> None:
         remove_empty = msgs.FLAG_LEAVE_EMPTY_VAL not in sig.flags
         for command_item in items:
             command_item.writeback(remove_empty_val=remove_empty)
-        sock._keyspace_notifications(items, sig.name.encode())
+        if subscribers or psubscribers:  # (fakeredis' own first test, without the call)
+            sock._keyspace_notifications(items, sig.name.encode())
         sock._subkey_notifications(items)
         return result
 
@@ -270,7 +272,7 @@ def _install_fast_redis_call(server: Any) -> None:
                 sig = None
             commands[op] = sig
         if sig is not None and not sock._pubsub:
-            result = run(sock, sig, [to_arg(a) for a in args])
+            result = run(sock, sig, [a if type(a) is bytes else to_arg(a) for a in args])
             return sock._convert_redis_result(runtime, result)
         # everything else (subcommands, unknown commands) takes fakeredis' own path
         cmd = decode_command_bytes(op)

@@ -27,7 +27,7 @@
 --@include "flows"
 local keys = queueKeys()
 local meta = readMeta(keys.meta)
-if not redis.call("HGET", keys.meta, "opts.maxLenEvents") then
+if not meta.maxEventsStored then
   redis.call("HSET", keys.meta, "opts.maxLenEvents", 10000)
 end
 local customId, name, data, opts = ARGV[4], ARGV[5], ARGV[6], ARGV[7]

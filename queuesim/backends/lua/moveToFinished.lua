@@ -27,12 +27,13 @@ local value, stacktrace, maxAttempts = ARGV[7], ARGV[8], tonumber(ARGV[9])
 local keepCount, keepAge, keepLimit = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local jobKey = keys.base .. jobId
 
-if target == "completed" and redis.call("EXISTS", jobKey) == 1 then
+local exists = redis.call("EXISTS", jobKey) == 1
+if target == "completed" and exists then
   -- a flow parent completes only when every child is done and none failed it
   if redis.call("SCARD", jobKey .. ":dependencies") ~= 0 then return -4 end
   if redis.call("ZCARD", jobKey .. ":unsuccessful") ~= 0 then return -9 end
 end
-local code = leaveActive(keys, jobKey, jobId, token)
+local code = leaveActive(keys, jobKey, jobId, token, exists)
 if code ~= 0 then return code end
 
 -- Trim first, then write this finish's own events without a length cap, so that even with maxLenEvents 0 a

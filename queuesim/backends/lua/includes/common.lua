@@ -18,6 +18,7 @@ local function readMeta(metaKey)
     max = m[3] and tonumber(m[3]) or nil,
     duration = m[4] and tonumber(m[4]) or nil,
     maxEvents = m[5] and tonumber(m[5]) or 10000,
+    maxEventsStored = m[5] ~= false,
     dlq = m[6] or nil,
   }
 end
@@ -183,9 +184,11 @@ local function releaseLock(keys, jobKey, jobId, token)
   redis.call("SREM", keys.stalled, jobId)
 end
 
--- Take a job out of "active" after checking the caller's lock. Returns 0, or a negative code.
-local function leaveActive(keys, jobKey, jobId, token)
-  if redis.call("EXISTS", jobKey) == 0 then return -1 end
+-- Take a job out of "active" after checking the caller's lock. Returns 0, or a negative code. ``exists`` (optional)
+-- is what the caller already learnt from EXISTS on the job key.
+local function leaveActive(keys, jobKey, jobId, token, exists)
+  if exists == nil then exists = redis.call("EXISTS", jobKey) == 1 end
+  if not exists then return -1 end
   local code = checkLock(jobKey, token)
   if code ~= 0 then return code end
   if redis.call("LREM", keys.active, -1, jobId) == 0 then return -3 end
