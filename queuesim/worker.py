@@ -7,8 +7,9 @@ A worker offers two ways of working, built on the same calls:
    :meth:`Worker.next_wake_ms` ("when is the next job due"). Tests and simulations drive these in virtual time;
    nothing sleeps and nothing polls.
 2. **Live runner** — :meth:`Worker.run` / :meth:`Worker.start` run a real Python callable (sync or ``async``)
-   with concurrency, lock renewal every ``lock_duration / 2``, the stalled check every ``stalled_interval``,
-   the rate limiter, an optional per-job ``timeout`` and a graceful :meth:`Worker.close`.
+   with concurrency, lock renewal (every ``lock_renew_time / 2``, 7.5 s with the default 30 s lock), the
+   stalled check every ``stalled_interval``, the rate limiter, an optional per-job ``timeout`` and a graceful
+   :meth:`Worker.close`. Its jobs are tasks of one event loop (see :meth:`Worker.start`).
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ class Worker:
         self._pool: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._forced = False
+        self._processors: ThreadPoolExecutor | None = None
         self._hot: AsyncTransitions | None = None
         self._async_wake: asyncio.Event | None = None
 
@@ -326,10 +328,11 @@ class Worker:
     def concurrency(self, value: int) -> None:
         checked = WorkerOptions.build(concurrency=value).concurrency
         self.opts = dataclasses.replace(self.opts, concurrency=checked)
-        pool = self._pool
-        if pool is not None and self._loop is None and checked > pool._max_workers:
+        pool = self._processors
+        if pool is not None and checked > pool._max_workers:
             # a thread pool starts its threads on demand: raising its cap lets the extra jobs run now
             pool._max_workers = checked
+        self._wake_up()
 
     def pause(self, do_not_wait_active: bool = False, timeout_s: float | None = None) -> None:
         """Stop this worker from taking new jobs (BullMQ's ``worker.pause()``; other workers and the queue are
@@ -357,8 +360,7 @@ class Worker:
             return
         self._resumed.set()
         self._emit("resumed")
-        if hasattr(self, "_wake"):
-            self._wake.set()
+        self._wake_up()
 
     def is_paused(self) -> bool:
         """Whether this worker is paused locally (see :meth:`pause`; the queue's own pause is separate)."""
@@ -374,7 +376,7 @@ class Worker:
     # --- live runner -------------------------------------------------------------------------------------
 
     def _call_processor(self, job: Job) -> Any:
-        """Run a plain (not ``async``) processor in this pool thread, abandoning it at the job's timeout."""
+        """Run a plain (not ``async``) processor in a pool thread, abandoning it at the job's timeout."""
         assert self.processor is not None
         timeout_s = job.opts.timeout / 1000 if job.opts.timeout else None
         if timeout_s is None:
@@ -402,61 +404,24 @@ class Worker:
         except TimeoutError:
             raise JobTimeoutError(f"job {job.id} timed out after {job.opts.timeout} ms") from None
 
-    def _process(self, job: Job | None) -> None:
-        """Run jobs in this pool thread: each finish fetches the next job in the same call (as BullMQ's
-        running worker does), so a busy worker needs one round trip per job."""
-        try:
-            while job is not None:
-                job = self._run_one(job)
-        finally:
-            self._wake.set()
-
-    def _may_fetch_next(self) -> bool:
-        return not self._closing.is_set() and self.clock.now_ms() >= self.rate_limited_until
-
-    def _run_one(self, job: Job) -> Job | None:
-        """Run one job and report its outcome. A report the store refuses (lost lock) or cannot take (Redis
-        unreachable) drops the job from this worker: its lock lapses and the stalled check brings it back."""
-        fetch_next = self._may_fetch_next()
-        try:
-            try:
-                result = self._call_processor(job)
-            except BaseException as exc:
-                outcome, nxt = self._fail(job, exc, fetch_next)
-                return nxt if outcome == "failed" else None
-            try:
-                return self.complete(job, result, fetch_next=fetch_next)
-            except OptionError as exc:  # e.g. a return value JSON cannot hold: the attempt fails
-                self.fail(job, exc)
-                return None
-        except Exception as exc:
-            self._dropped(job, exc)
-            return None
-
-    def _dropped(self, job: Job, exc: Exception) -> None:
-        self.active.pop(job.id, None)
-        self._emit("error", exc)
-
     def start(self) -> Worker:
         """Run the live worker in background threads; returns at once. Stop it with :meth:`close`.
 
-        A plain processor runs in a pool of ``concurrency`` threads. An ``async`` processor runs on one event
-        loop, as Node BullMQ's worker does: its jobs overlap while they wait, and on a real Redis their
-        fetches and finishes share one pipelined connection (see :mod:`queuesim.backends.pipelined`).
+        The worker's own work happens on one event loop, as in Node BullMQ: up to ``concurrency`` jobs are
+        tasks of that loop, and on a real Redis their fetches and finishes share one pipelined connection
+        (see :mod:`queuesim.backends.pipelined`). An ``async`` processor runs on the loop itself; a plain
+        function runs in a pool of ``concurrency`` threads, so it may block.
         """
         if self.processor is None:
             raise OptionError("processor", "a live worker needs a processor function")
         if getattr(self.clock, "virtual", False):
             raise OptionError("clock", "the live runner needs wall time; drive a virtual clock with the step API")
         self._closing.clear()
-        self._wake = threading.Event()
-        if inspect.iscoroutinefunction(self.processor):
-            self._pool = ThreadPoolExecutor(4, thread_name_prefix=f"worker-{self.name}")
-            fetch: Callable[[], None] = lambda: asyncio.run(self._event_loop_runner())  # noqa: E731
-        else:
-            self._pool = ThreadPoolExecutor(self.opts.concurrency, thread_name_prefix=f"worker-{self.name}")
-            fetch = self._fetch_loop
-        for target, name in ((fetch, "fetch"), (self._timers_loop, "timers")):
+        self._forced = False
+        self._pool = ThreadPoolExecutor(4, thread_name_prefix=f"worker-{self.name}-helper")
+        if not inspect.iscoroutinefunction(self.processor):
+            self._processors = ThreadPoolExecutor(self.opts.concurrency, thread_name_prefix=f"worker-{self.name}")
+        for target, name in ((self._loop_thread, "loop"), (self._timers_loop, "timers")):
             t = threading.Thread(target=target, daemon=True, name=f"worker-{self.name}-{name}")
             t.start()
             self._threads.append(t)
@@ -469,60 +434,48 @@ class Worker:
         for t in self._threads:
             t.join()
 
-    def _fetch_loop(self) -> None:
-        assert self._pool is not None
-        # a second connection for the blocking wait, so the fetches of other threads are not held up
-        waiter = self.queue.connection.duplicate().backend
-        failures = 0  # consecutive errors: back off 0.1 s, 0.2 s, 0.4 s … up to 5 s (e.g. while Redis restarts)
-        while not self._closing.is_set():
-            if not self._resumed.is_set():  # paused locally: wait for resume() (or close())
-                self._resumed.wait(0.05)
-                continue
-            try:
-                free = len(self.active) < self.opts.concurrency
-                job = self.fetch() if free else None
-                if job is not None:
-                    self._pool.submit(self._process, job)
-                    continue
-                if not free:
-                    self._wake.wait(0.05)
-                    self._wake.clear()
-                    continue
-                self._idle_wait(waiter)
-                failures = 0
-            except Exception as exc:
-                self._emit("error", exc)
-                failures += 1
-                self._closing.wait(min(5.0, 0.1 * 2 ** (failures - 1)))
+    def _loop_thread(self) -> None:
+        asyncio.run(self._runner())
 
-    # --- live runner for async processors ----------------------------------------------------------------
+    def _wake_up(self) -> None:
+        """Let the fetch loop look again now (a slot was freed, the worker was resumed or is closing)."""
+        loop, wake = self._loop, self._async_wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already finished
+                loop.call_soon_threadsafe(wake.set)
 
-    async def _event_loop_runner(self) -> None:
-        """The fetch loop of an ``async`` processor: up to ``concurrency`` jobs run as tasks of this loop.
+    async def _runner(self) -> None:
+        """The fetch loop: while fewer than ``concurrency`` jobs run, take the next job and start it as a task.
 
-        Each task runs its job, then finishes it and fetches the next in the same call, as in the thread pool.
-        Fetches and finishes are awaited over the backend's pipelined connection when it has one; other
-        transitions (retries, lock renewal, the stalled check) run in a small helper pool with the blocking
-        calls the thread runner uses, so there is one implementation of BullMQ's rules. Two rare follow-ups of
-        a fetch make their blocking call on the loop itself: failing a job that stalled too often, and asking
-        a job scheduler for its next iteration.
+        Each task runs its job, then finishes it and fetches the next one in the same call (as BullMQ's
+        running worker does), so a busy worker needs one round trip per job. Fetches and finishes are awaited
+        over the backend's pipelined connection when it has one. The other transitions (retries, lock
+        renewal, the stalled check) run in a small helper pool with the same blocking calls the step API
+        uses, so there is one implementation of BullMQ's rules. Two rare follow-ups of a fetch make their
+        blocking call on the loop itself: failing a job that stalled too often, and asking a job scheduler
+        for its next iteration. An error (e.g. Redis restarting) is reported as an ``error`` event and the
+        loop backs off 0.1 s, 0.2 s, 0.4 s … up to 5 s.
         """
         loop = asyncio.get_running_loop()
         wake = self._async_wake = asyncio.Event()
         self._loop = loop
         hot: AsyncTransitions = self.backend.pipelined() or _BlockingTransitions(self.backend)
         self._hot = hot
+        # a second connection for the blocking wait, so that running jobs' finishes are not held up
         waiter = self.queue.connection.duplicate().backend
         tasks: set[asyncio.Task[None]] = set()
         failures = 0
         try:
             while not self._closing.is_set():
-                if not self._resumed.is_set():
-                    await asyncio.sleep(0.05)
+                if not self._resumed.is_set():  # paused locally: wait for resume() (or close())
+                    wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), 0.05)
                     continue
                 try:
                     free = len(tasks) < self.opts.concurrency
                     job = await self._fetch_async() if free else None
+                    failures = 0
                     if job is not None:
                         task = loop.create_task(self._chain(job))
                         tasks.add(task)
@@ -534,18 +487,23 @@ class Worker:
                             await asyncio.wait_for(wake.wait(), 0.05)
                         continue
                     await loop.run_in_executor(self._pool, self._idle_wait, waiter)
-                    failures = 0
                 except Exception as exc:
                     self._emit("error", exc)
                     failures += 1
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), min(5.0, 0.1 * 2 ** (failures - 1)))
+                    await self._back_off(min(5.0, 0.1 * 2 ** min(failures - 1, 6)))
             if tasks and not self._forced:
                 await asyncio.wait(tasks)
             for task in tasks:
                 task.cancel()
         finally:
             hot.close()
+
+    async def _back_off(self, seconds: float) -> None:
+        """Sleep ``seconds`` after an error, but wake up within 50 ms when the worker is closed."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        while not self._closing.is_set() and loop.time() < until:
+            await asyncio.sleep(min(0.05, until - loop.time()))
 
     async def _fetch_async(self) -> Job | None:
         if self.clock.now_ms() < self.rate_limited_until or not self._resumed.is_set():
@@ -556,15 +514,20 @@ class Worker:
 
     async def _chain(self, job: Job | None) -> None:
         while job is not None:
-            job = await self._run_one_async(job)
+            job = await self._run_one(job)
 
-    async def _run_one_async(self, job: Job) -> Job | None:
-        """:meth:`_run_one` for an ``async`` processor."""
-        fetch_next = self._may_fetch_next()
+    async def _run_one(self, job: Job) -> Job | None:
+        """Run one job and report its outcome; returns the next job when the report fetched one. A report the
+        store refuses (lost lock) or cannot take (Redis unreachable) drops the job from this worker: its lock
+        lapses and the stalled check brings it back."""
+        fetch_next = not self._closing.is_set() and self.clock.now_ms() >= self.rate_limited_until
         loop = asyncio.get_running_loop()
         try:
             try:
-                result = await self._with_timeout(job)
+                if self._processors is None:
+                    result = await self._with_timeout(job)
+                else:
+                    result = await loop.run_in_executor(self._processors, self._call_processor, job)
             except Exception as exc:
                 outcome, nxt = await loop.run_in_executor(self._pool, self._fail, job, exc, fetch_next)
                 return nxt if outcome == "failed" else None
@@ -577,7 +540,8 @@ class Worker:
             finished = await self._hot.move_to_finished(self.name, job.id, job.token or "0", **report)
             return self._completed(job, result, finished, nxt)
         except Exception as exc:
-            self._dropped(job, exc)
+            self.active.pop(job.id, None)
+            self._emit("error", exc)
             return None
 
     def _idle_wait(self, waiter: Any) -> None:
@@ -625,19 +589,14 @@ class Worker:
         ``force=True`` abandons running jobs (their locks lapse and they come back as stalled)."""
         self._forced = force
         self._closing.set()
-        if hasattr(self, "_wake"):
-            self._wake.set()
-        loop, wake = self._loop, self._async_wake
-        if loop is not None and wake is not None:
-            with contextlib.suppress(RuntimeError):  # the loop has already finished
-                loop.call_soon_threadsafe(wake.set)
-        if self._pool is not None and loop is None:
-            self._pool.shutdown(wait=not force, cancel_futures=True)
+        self._wake_up()
         for t in self._threads:
             t.join(timeout)
         self._threads.clear()
-        if self._pool is not None and loop is not None:
-            self._pool.shutdown(wait=not force, cancel_futures=True)
+        for pool in (self._processors, self._pool):
+            if pool is not None:
+                pool.shutdown(wait=not force, cancel_futures=True)
+        self._processors = None
         self._loop = None
         if force:
             self.forget()

@@ -359,3 +359,48 @@ def test_a_paused_async_worker_takes_no_jobs_until_resumed(queue: Queue) -> None
         assert wait_until(lambda: ran == [job.id])
     finally:
         worker.close()
+
+
+@pytest.mark.parametrize("kind", ["plain", "async"])
+def test_while_redis_is_unreachable_the_worker_backs_off_and_closes_promptly(kind: str) -> None:
+    import shutil
+    import subprocess
+
+    from conftest import IN_CI, _free_port
+
+    if shutil.which("redis-server") is None:
+        if IN_CI:
+            pytest.fail("CI=true needs redis-server on PATH for this test")
+        pytest.skip("redis-server is not on PATH")
+    port = _free_port()
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: _answers(port), 5.0)
+        conn = queuesim.connect(f"redis://127.0.0.1:{port}/0")
+        errors: list[Exception] = []
+
+        async def async_process(job: Job) -> None:
+            return None
+
+        worker = Worker("unreachable", async_process if kind == "async" else (lambda job: None),
+                        connection=conn, drain_delay_s=0.2, skip_lock_renewal=True, skip_stalled_check=True)
+        worker.on("error", errors.append)
+    finally:
+        server.terminate()
+        server.wait(10)
+    worker.start()
+    time.sleep(1.0)
+    started = time.monotonic()
+    worker.close()
+    assert time.monotonic() - started < 1.0, "close() does not sit out the back-off"
+    assert all(isinstance(e, redis.exceptions.ConnectionError) for e in errors), errors
+    # back-off of 0.1 s, 0.2 s, 0.4 s, 0.8 s: a handful of attempts in a second, not a busy loop
+    assert 2 <= len(errors) <= 6, len(errors)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port).ping())
+    except redis.exceptions.ConnectionError:
+        return False

@@ -103,7 +103,11 @@ class PipelinedConnection(asyncio.Protocol):
         try:
             self._loop = loop
             s = self.settings
-            await loop.create_connection(lambda: self, s["host"], s["port"])
+            try:
+                await loop.create_connection(lambda: self, s["host"], s["port"])
+            except OSError as exc:  # refused, unreachable…: the same error redis-py raises
+                raise redis.exceptions.ConnectionError(
+                    f"cannot connect to Redis at {s['host']}:{s['port']}: {exc}") from exc
             hello: list[list[Any]] = []
             if s.get("password"):
                 hello.append(["AUTH", *([s["username"]] if s.get("username") else []), s["password"]])
