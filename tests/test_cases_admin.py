@@ -393,6 +393,32 @@ def test_case_61_keep_last_if_active_enqueues_the_newest_duplicate_when_the_owne
     assert q.count() == 1
 
 
+def test_case_61_a_kept_duplicate_with_a_delay_becomes_delayed_from_the_owners_finish(env: Env) -> None:
+    q = env.queue()
+    opts = {"deduplication": {"id": "kd", "keep_last_if_active": True}}
+    owner = q.add("t", {"v": 0}, **opts)
+    w = env.worker(q)
+    job = w.fetch()
+    assert job is not None
+    assert job.id == owner.id
+    assert q.add("t", {"v": 1}, delay=500, priority=3, **opts).id == owner.id
+    env.advance(40)
+    finished_at = env.now()
+    w.complete(job)
+    delayed = q.get_delayed()
+    assert [j.data for j in delayed] == [{"v": 1}]
+    kept = delayed[0]
+    assert q.get_job_counts("delayed", "waiting", "prioritized") == {"delayed": 1, "waiting": 0, "prioritized": 0}
+    events = [e for e in env.events(q) if e.job_id == kept.id]
+    assert [e.name for e in events] == ["added", "delayed"]
+    due = int(events[1].fields["delay"])
+    assert finished_at <= due - 500 <= env.now(), "due 500 ms after the owner finished"
+    env.advance(600)
+    nxt = w.fetch()
+    assert nxt is not None
+    assert nxt.id == kept.id, "once due it is taken like any job"
+
+
 # --- 62: job schedulers --------------------------------------------------------------------------------------
 
 

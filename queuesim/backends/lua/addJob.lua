@@ -157,15 +157,8 @@ if waitsForChildren then
   -- a flow parent: its delay and priority apply once its children are done
   redis.call("ZADD", keys.waitingChildren, timestamp, jobId)
   emit(keys.events, meta.maxEvents, "event", "waiting-children", "jobId", jobId)
-elseif delay > 0 then
-  local due = timestamp + delay
-  addDelayed(keys.delayed, jobId, due)
-  emit(keys.events, meta.maxEvents, "event", "delayed", "jobId", jobId, "delay", due)
-  refreshDelayMarker(keys.marker, keys.delayed)
 else
-  addReady(keys, meta, jobId, priority, lifo)
-  addBaseMarkerIfReady(keys.marker, meta, keys.active)
-  emit(keys.events, meta.maxEvents, "event", "waiting", "jobId", jobId)
+  placeNewJob(keys, meta, jobId, timestamp + delay, delay, priority, lifo)
 end
 if parentRef then
   redis.call("SADD", parentKey .. ":dependencies", jobKey)

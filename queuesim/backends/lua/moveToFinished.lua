@@ -65,15 +65,7 @@ if deid then
     redis.call("HSET", keptKey, "name", kept[1], "data", kept[2], "opts", kept[3], "timestamp", now,
       "delay", keptDelay, "priority", keptPriority, "deid", deid)
     emitUntrimmed("event", "added", "jobId", keptId, "name", kept[1])
-    if keptDelay > 0 then
-      addDelayed(keys.delayed, keptId, now + keptDelay)
-      emit(keys.events, meta.maxEvents, "event", "delayed", "jobId", keptId, "delay", now + keptDelay)
-      refreshDelayMarker(keys.marker, keys.delayed)
-    else
-      addReady(keys, meta, keptId, keptPriority, keptOpts["lifo"] == true)
-      addBaseMarkerIfReady(keys.marker, meta, keys.active)
-      emit(keys.events, meta.maxEvents, "event", "waiting", "jobId", keptId)
-    end
+    placeNewJob(keys, meta, keptId, now + keptDelay, keptDelay, keptPriority, keptOpts["lifo"] == true)
     redis.call("DEL", nextKey)
   end
 end

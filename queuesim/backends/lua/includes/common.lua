@@ -100,6 +100,20 @@ local function addDelayed(delayedKey, jobId, dueMs)
 end
 
 -- Move every delayed job that is due (due <= now) to wait/prioritized, at most 1000 per call.
+-- A new job's first place: delayed until ``due`` when ``delay`` > 0, otherwise ready now (wait, paused or
+-- prioritized, with the marker), each with its event. The job's hash and its "added" event come first.
+local function placeNewJob(keys, meta, jobId, due, delay, priority, lifo)
+  if delay > 0 then
+    addDelayed(keys.delayed, jobId, due)
+    emit(keys.events, meta.maxEvents, "event", "delayed", "jobId", jobId, "delay", due)
+    refreshDelayMarker(keys.marker, keys.delayed)
+  else
+    addReady(keys, meta, jobId, priority, lifo)
+    addBaseMarkerIfReady(keys.marker, meta, keys.active)
+    emit(keys.events, meta.maxEvents, "event", "waiting", "jobId", jobId)
+  end
+end
+
 local function promoteDueDelayed(keys, meta, base, now)
   local due = redis.call("ZRANGEBYSCORE", keys.delayed, 0, (now + 1) * DELAY_SHIFT - 1, "LIMIT", 0, 1000)
   if #due == 0 then return 0 end

@@ -51,13 +51,5 @@ local function addSchedulerIteration(keys, meta, jobId, schedulerId, name, data,
   redis.call("HSET", keys.base .. jobId, "name", name, "data", data, "opts", cjson.encode(opts), "timestamp", now,
     "delay", delay, "priority", priority, "rjk", schedulerId)
   emit(keys.events, meta.maxEvents, "event", "added", "jobId", jobId, "name", name)
-  if delay > 0 then
-    addDelayed(keys.delayed, jobId, now + delay)
-    emit(keys.events, meta.maxEvents, "event", "delayed", "jobId", jobId, "delay", now + delay)
-    refreshDelayMarker(keys.marker, keys.delayed)
-  else
-    addReady(keys, meta, jobId, priority, opts["lifo"] == true)
-    addBaseMarkerIfReady(keys.marker, meta, keys.active)
-    emit(keys.events, meta.maxEvents, "event", "waiting", "jobId", jobId)
-  end
+  placeNewJob(keys, meta, jobId, now + delay, delay, priority, opts["lifo"] == true)
 end
