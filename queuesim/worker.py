@@ -108,7 +108,7 @@ class Worker:
         self._forced = False
         self._processors: ThreadPoolExecutor | None = None
         self._hot: AsyncTransitions | None = None
-        self._async_wake: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None
 
     # --- local events ------------------------------------------------------------------------------------
 
@@ -439,7 +439,7 @@ class Worker:
 
     def _wake_up(self) -> None:
         """Let the fetch loop look again now (a slot was freed, the worker was resumed or is closing)."""
-        loop, wake = self._loop, self._async_wake
+        loop, wake = self._loop, self._wake
         if loop is not None and wake is not None:
             with contextlib.suppress(RuntimeError):  # the loop has already finished
                 loop.call_soon_threadsafe(wake.set)
@@ -449,15 +449,15 @@ class Worker:
 
         Each task runs its job, then finishes it and fetches the next one in the same call (as BullMQ's
         running worker does), so a busy worker needs one round trip per job. Fetches and finishes are awaited
-        over the backend's pipelined connection when it has one. The other transitions (retries, lock
-        renewal, the stalled check) run in a small helper pool with the same blocking calls the step API
-        uses, so there is one implementation of BullMQ's rules. Two rare follow-ups of a fetch make their
-        blocking call on the loop itself: failing a job that stalled too often, and asking a job scheduler
-        for its next iteration. An error (e.g. Redis restarting) is reported as an ``error`` event and the
-        loop backs off 0.1 s, 0.2 s, 0.4 s … up to 5 s.
+        over the backend's pipelined connection when it has one. Retries and final failures run in a small
+        helper pool with the same blocking calls the step API uses, so there is one implementation of
+        BullMQ's rules; lock renewal and the stalled check run on the worker's timer thread. Two rare
+        follow-ups of a fetch make their blocking call on the loop itself: failing a job that stalled too
+        often, and asking a job scheduler for its next iteration. An error (e.g. Redis restarting) is
+        reported as an ``error`` event and the loop backs off 0.1 s, 0.2 s, 0.4 s … up to 5 s.
         """
         loop = asyncio.get_running_loop()
-        wake = self._async_wake = asyncio.Event()
+        wake = self._wake = asyncio.Event()
         self._loop = loop
         hot: AsyncTransitions = self.backend.pipelined() or _BlockingTransitions(self.backend)
         self._hot = hot
