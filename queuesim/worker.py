@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import inspect
 import itertools
 import threading
@@ -459,7 +460,8 @@ class Worker:
         loop = asyncio.get_running_loop()
         wake = self._wake = asyncio.Event()
         self._loop = loop
-        hot: AsyncTransitions = self.backend.pipelined() or _BlockingTransitions(self.backend)
+        hot: AsyncTransitions = self.backend.pipelined() or _BlockingTransitions(
+            self.backend, None if self.backend.in_process else self._pool)
         self._hot = hot
         # a second connection for the blocking wait, so that running jobs' finishes are not held up
         waiter = self.queue.connection.duplicate().backend
@@ -609,17 +611,26 @@ class Worker:
 
 
 class _BlockingTransitions:
-    """The worker's two hot transitions as coroutines over a backend that has no pipelined connection (the
-    memory backend, the embedded fakeredis server): in-process calls that never wait on a network."""
+    """The worker's two hot transitions as coroutines over a backend without a pipelined connection. A store
+    in this process (the memory backend, the embedded fakeredis server) is called directly, since it never
+    waits on a network; any other (Redis over TLS) is called from ``pool``, so that the loop goes on while a
+    call waits for its reply."""
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: Any, pool: ThreadPoolExecutor | None) -> None:
         self.backend = backend
+        self.pool = pool
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.pool is None:
+            return fn(*args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args, **kwargs))
 
     async def move_to_active(self, queue: str, fetch: FetchArgs) -> FetchResult:
-        return self.backend.move_to_active(queue, fetch)  # type: ignore[no-any-return]
+        return await self._call(self.backend.move_to_active, queue, fetch)  # type: ignore[no-any-return]
 
     async def move_to_finished(self, queue: str, job_id: str, token: str, **report: Any) -> FetchResult | None:
-        return self.backend.move_to_finished(queue, job_id, token, **report)  # type: ignore[no-any-return]
+        return await self._call(  # type: ignore[no-any-return]
+            self.backend.move_to_finished, queue, job_id, token, **report)
 
     def close(self) -> None:
         """Nothing to release."""

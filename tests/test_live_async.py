@@ -404,3 +404,79 @@ def _answers(port: int) -> bool:
         return bool(redis.Redis(port=port).ping())
     except redis.exceptions.ConnectionError:
         return False
+
+
+def test_a_redis_reached_through_a_unix_socket_gets_the_pipelined_connection_too(tmp_path: Any) -> None:
+    import shutil
+    import subprocess
+
+    from conftest import IN_CI, _free_port
+
+    if shutil.which("redis-server") is None:
+        if IN_CI:
+            pytest.fail("CI=true needs redis-server on PATH for this test")
+        pytest.skip("redis-server is not on PATH")
+    sock = tmp_path / "redis.sock"
+    server = subprocess.Popen(["redis-server", "--port", str(_free_port()), "--bind", "127.0.0.1", "--unixsocket",
+                               str(sock), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: sock.exists(), 5.0)
+        conn = queuesim.connect(f"unix://{sock}?db=3")
+        q = Queue("over-unix", conn)
+        q.add_bulk([("j", {"n": i}) for i in range(30)])
+
+        async def process(job: Job) -> int:
+            await asyncio.sleep(0)
+            return int(job.data["n"])
+
+        worker = Worker(q, process, concurrency=5, drain_delay_s=0.2).start()
+        try:
+            assert wait_until(lambda: q.get_job_counts("completed")["completed"] == 30)
+            assert isinstance(worker._hot, PipelinedTransitions)
+        finally:
+            worker.close()
+        assert sorted(j.return_value for j in q.get_completed()) == list(range(30))
+        assert redis.Redis(unix_socket_path=str(sock), db=3).exists("bull:over-unix:meta") == 1
+        conn.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.mark.real_redis
+def test_without_a_pipelined_connection_a_network_store_is_called_from_the_helper_pool(redis_url: str) -> None:
+    """Redis over TLS has no pipelined connection: its blocking calls must not stall the event loop."""
+    from queuesim.worker import _BlockingTransitions
+
+    conn = queuesim.connect(redis_url)
+    conn.backend.pipelined = lambda: None  # type: ignore[method-assign]  # as for a rediss:// URL
+    q = Queue(f"async-{uuid.uuid4().hex[:8]}", conn)
+    q.add_bulk([("j", {}) for _ in range(20)])
+    running = peak = 0
+
+    async def process(job: Job) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+
+    worker = Worker(q, process, concurrency=10, drain_delay_s=0.2).start()
+    try:
+        assert wait_until(lambda: q.get_job_counts("completed")["completed"] == 20)
+        hot = worker._hot
+        assert isinstance(hot, _BlockingTransitions)
+        assert hot.pool is not None, "calls to a network store go through the helper pool"
+    finally:
+        worker.close()
+        q.obliterate(force=True)
+        conn.close()
+    assert peak >= 2
+    embedded = Worker(Queue("local", queuesim.connect()), process)
+    embedded.start()
+    try:
+        assert wait_until(lambda: embedded._hot is not None)
+        assert isinstance(embedded._hot, _BlockingTransitions)
+        assert embedded._hot.pool is None, "the embedded server is called directly"
+    finally:
+        embedded.close()

@@ -72,6 +72,8 @@ class Backend(Protocol):
 
     clock: Clock
     prefix: str
+    #: True when the store answers in this process (memory backend, embedded fakeredis server)
+    in_process: bool
 
     # producers
     def add_job(self, queue: str, name: str, data: str, opts: JobOptions, timestamp: int,

@@ -1349,6 +1349,9 @@ class MemoryBackend:
                 self._cond.notify_all()
         return _fetched(job_id, dict(h))
 
+    #: it answers in this process: a call never waits on a network
+    in_process = True
+
     def pipelined(self) -> None:
         """None: the memory backend answers in-process, so the live runner calls the blocking methods."""
 

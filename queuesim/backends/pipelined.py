@@ -25,14 +25,19 @@ __all__ = ["PipelinedConnection", "connection_settings"]
 
 
 def connection_settings(client: redis.Redis) -> dict[str, Any] | None:
-    """How to reach the server behind a redis-py ``client``: host, port, db and credentials, or None when
-    this module cannot open such a connection itself (a Unix socket, TLS, or the embedded fakeredis server)."""
+    """How to reach the server behind a redis-py ``client``: host and port or a Unix socket path, db and
+    credentials; None when this module cannot open such a connection itself (TLS, or the embedded fakeredis
+    server)."""
     pool = client.connection_pool
-    if pool.connection_class is not redis.Connection:
-        return None
     kw = pool.connection_kwargs
-    return {"host": kw.get("host", "localhost"), "port": int(kw.get("port", 6379)), "db": int(kw.get("db", 0)),
-            "username": kw.get("username"), "password": kw.get("password")}
+    if pool.connection_class is redis.Connection:
+        where: dict[str, Any] = {"host": kw.get("host", "localhost"), "port": int(kw.get("port", 6379))}
+    elif pool.connection_class is redis.UnixDomainSocketConnection:
+        where = {"path": kw["path"]}
+    else:
+        return None
+    return {**where, "db": int(kw.get("db", 0) or 0), "username": kw.get("username"),
+            "password": kw.get("password")}
 
 
 class _Pending:
@@ -104,10 +109,13 @@ class PipelinedConnection(asyncio.Protocol):
             self._loop = loop
             s = self.settings
             try:
-                await loop.create_connection(lambda: self, s["host"], s["port"])
+                if "path" in s:
+                    await loop.create_unix_connection(lambda: self, s["path"])
+                else:
+                    await loop.create_connection(lambda: self, s["host"], s["port"])
             except OSError as exc:  # refused, unreachable…: the same error redis-py raises
-                raise redis.exceptions.ConnectionError(
-                    f"cannot connect to Redis at {s['host']}:{s['port']}: {exc}") from exc
+                where = s.get("path") or f"{s['host']}:{s['port']}"
+                raise redis.exceptions.ConnectionError(f"cannot connect to Redis at {where}: {exc}") from exc
             hello: list[list[Any]] = []
             if s.get("password"):
                 hello.append(["AUTH", *([s["username"]] if s.get("username") else []), s["password"]])

@@ -63,8 +63,9 @@ class RedisBackend:
         self.clock = clock
         self.prefix = validate_prefix(prefix)
         self._keys: dict[str, list[str]] = {}
-        #: the embedded fakeredis server takes commands as argument lists (see fake.VirtualTimeConnection)
-        self._in_process = hasattr(client.connection_pool.connection_class, "run_commands")
+        #: the embedded fakeredis server: it answers in this process (and takes commands as argument lists,
+        #: see fake.VirtualTimeConnection), so a call never waits on a network
+        self.in_process = hasattr(client.connection_pool.connection_class, "run_commands")
 
     # --- plumbing ----------------------------------------------------------------------------------------
 
@@ -92,7 +93,7 @@ class RedisBackend:
         NOSCRIPT means none of the calls ran. An error reply of one call is raised after every reply was read,
         so the connection stays in step.
         """
-        if self._in_process:  # the embedded server: hand it the arguments, no protocol bytes
+        if self.in_process:  # the embedded server: hand it the arguments, no protocol bytes
             keys = self._queue_keys(queue)
             commands = [script.fields(keys, [self.prefix, queue, *args], 2) for args in arg_lists]
             send: Callable[[Any], None] = lambda conn: conn.run_commands(commands)  # noqa: E731
@@ -239,7 +240,7 @@ class RedisBackend:
 
     def pipelined(self) -> PipelinedTransitions | None:
         """The worker's two hot transitions as coroutines over one :class:`PipelinedConnection`, or None
-        when the server cannot be reached that way (the embedded fakeredis server, a Unix socket, TLS)."""
+        when the server cannot be reached that way (the embedded fakeredis server, TLS)."""
         settings = connection_settings(self.client)
         return None if settings is None else PipelinedTransitions(self, PipelinedConnection(settings))
 
