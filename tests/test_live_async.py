@@ -24,6 +24,32 @@ def command(*args: Any) -> bytes:
     return resp_command(b"", 0, list(args))
 
 
+def need_redis_server() -> None:
+    """Skip (fail under CI=true) when ``redis-server`` is not on PATH: the test starts a private one."""
+    import shutil
+
+    from conftest import IN_CI
+
+    if shutil.which("redis-server") is None:
+        if IN_CI:
+            pytest.fail("CI=true needs redis-server on PATH for this test")
+        pytest.skip("redis-server is not on PATH")
+
+
+class Overlap:
+    """Counts how many jobs run at once, and the most that ever did."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.peak = 0
+
+    async def around(self, seconds: float) -> None:
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        await asyncio.sleep(seconds)
+        self.running -= 1
+
+
 @pytest.fixture(params=["fakeredis", "memory", pytest.param("redis", marks=pytest.mark.real_redis)])
 def conn(request: pytest.FixtureRequest) -> Iterator[queuesim.Connection]:
     """A wall-clock connection on each backend (a live worker needs wall time)."""
@@ -154,18 +180,30 @@ def test_pipelined_transitions_load_the_scripts_again_after_a_script_flush(redis
 # --- the async live worker ------------------------------------------------------------------------------------
 
 
+def drain_over_the_pipelined_connection(q: Queue, total: int, concurrency: int) -> None:
+    """Run an async worker until ``total`` jobs completed (each returns its ``n``, if any) and check that it
+    used the pipelined connection."""
+
+    async def process(job: Job) -> Any:
+        await asyncio.sleep(0)
+        return job.data.get("n")
+
+    worker = Worker(q, process, concurrency=concurrency, drain_delay_s=0.2).start()
+    try:
+        assert wait_until(lambda: q.get_job_counts("completed")["completed"] == total)
+        assert isinstance(worker._hot, PipelinedTransitions)
+    finally:
+        worker.close()
+
+
 def test_an_async_worker_runs_every_job_once_with_jobs_overlapping(queue: Queue) -> None:
     total = 120
     queue.add_bulk([("j", {"n": i}) for i in range(total)])
-    running = peak = 0
+    overlap = Overlap()
     seen: list[int] = []
 
     async def process(job: Job) -> int:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await asyncio.sleep(0.005)
-        running -= 1
+        await overlap.around(0.005)
         seen.append(job.data["n"])
         return job.data["n"] * 2
 
@@ -175,7 +213,7 @@ def test_an_async_worker_runs_every_job_once_with_jobs_overlapping(queue: Queue)
     finally:
         worker.close()
     assert sorted(seen) == list(range(total)), "each job ran exactly once"
-    assert 2 <= peak <= 10, f"jobs overlapped on the loop, never more than the concurrency (peak {peak})"
+    assert 2 <= overlap.peak <= 10, f"jobs overlapped, never more than the concurrency (peak {overlap.peak})"
     assert sorted(j.return_value for j in queue.get_completed()) == [2 * i for i in range(total)]
     assert queue.get_job_counts("active", "wait") == {"active": 0, "wait": 0}
 
@@ -186,15 +224,9 @@ def test_on_a_real_redis_the_async_worker_uses_one_pipelined_connection(redis_ur
     q = Queue(f"async-{uuid.uuid4().hex[:8]}", conn)
     q.add_bulk([("j", {}) for _ in range(50)])
 
-    async def process(job: Job) -> None:
-        await asyncio.sleep(0)
-
-    worker = Worker(q, process, concurrency=8, drain_delay_s=0.2).start()
     try:
-        assert wait_until(lambda: q.get_job_counts("completed")["completed"] == 50)
-        assert isinstance(worker._hot, PipelinedTransitions)
+        drain_over_the_pipelined_connection(q, 50, concurrency=8)
     finally:
-        worker.close()
         q.obliterate(force=True)
         conn.close()
 
@@ -363,15 +395,11 @@ def test_a_paused_async_worker_takes_no_jobs_until_resumed(queue: Queue) -> None
 
 @pytest.mark.parametrize("kind", ["plain", "async"])
 def test_while_redis_is_unreachable_the_worker_backs_off_and_closes_promptly(kind: str) -> None:
-    import shutil
     import subprocess
 
-    from conftest import IN_CI, _free_port
+    from conftest import _free_port
 
-    if shutil.which("redis-server") is None:
-        if IN_CI:
-            pytest.fail("CI=true needs redis-server on PATH for this test")
-        pytest.skip("redis-server is not on PATH")
+    need_redis_server()
     port = _free_port()
     server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                "--appendonly", "no"], stdout=subprocess.DEVNULL)
@@ -407,15 +435,11 @@ def _answers(port: int) -> bool:
 
 
 def test_a_redis_reached_through_a_unix_socket_gets_the_pipelined_connection_too(tmp_path: Any) -> None:
-    import shutil
     import subprocess
 
-    from conftest import IN_CI, _free_port
+    from conftest import _free_port
 
-    if shutil.which("redis-server") is None:
-        if IN_CI:
-            pytest.fail("CI=true needs redis-server on PATH for this test")
-        pytest.skip("redis-server is not on PATH")
+    need_redis_server()
     sock = tmp_path / "redis.sock"
     server = subprocess.Popen(["redis-server", "--port", str(_free_port()), "--bind", "127.0.0.1", "--unixsocket",
                                str(sock), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
@@ -424,17 +448,7 @@ def test_a_redis_reached_through_a_unix_socket_gets_the_pipelined_connection_too
         conn = queuesim.connect(f"unix://{sock}?db=3")
         q = Queue("over-unix", conn)
         q.add_bulk([("j", {"n": i}) for i in range(30)])
-
-        async def process(job: Job) -> int:
-            await asyncio.sleep(0)
-            return int(job.data["n"])
-
-        worker = Worker(q, process, concurrency=5, drain_delay_s=0.2).start()
-        try:
-            assert wait_until(lambda: q.get_job_counts("completed")["completed"] == 30)
-            assert isinstance(worker._hot, PipelinedTransitions)
-        finally:
-            worker.close()
+        drain_over_the_pipelined_connection(q, 30, concurrency=5)
         assert sorted(j.return_value for j in q.get_completed()) == list(range(30))
         assert redis.Redis(unix_socket_path=str(sock), db=3).exists("bull:over-unix:meta") == 1
         conn.close()
@@ -452,14 +466,10 @@ def test_without_a_pipelined_connection_a_network_store_is_called_from_the_helpe
     conn.backend.pipelined = lambda: None  # type: ignore[method-assign]  # as for a rediss:// URL
     q = Queue(f"async-{uuid.uuid4().hex[:8]}", conn)
     q.add_bulk([("j", {}) for _ in range(20)])
-    running = peak = 0
+    overlap = Overlap()
 
     async def process(job: Job) -> None:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await asyncio.sleep(0.05)
-        running -= 1
+        await overlap.around(0.05)
 
     worker = Worker(q, process, concurrency=10, drain_delay_s=0.2).start()
     try:
@@ -471,7 +481,7 @@ def test_without_a_pipelined_connection_a_network_store_is_called_from_the_helpe
         worker.close()
         q.obliterate(force=True)
         conn.close()
-    assert peak >= 2
+    assert overlap.peak >= 2
     embedded = Worker(Queue("local", queuesim.connect()), process)
     embedded.start()
     try:
