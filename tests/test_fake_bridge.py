@@ -150,3 +150,140 @@ def test_script_calls_reach_the_embedded_server_as_argument_lists_and_fail_clean
         assert q.get_job_counts("wait") == {"wait": 2}, "the failed add left nothing behind"
     finally:
         pool.connection_class.run_commands = original  # type: ignore[method-assign]
+
+
+# Script calls from the backend take the bridge's lean EVALSHA (VirtualTimeConnection.run_commands); each must
+# answer as fakeredis' own EVALSHA does on a plain server, errors included.
+_EVALSHA_CASES: list[tuple[str, list[bytes]]] = [
+    ("return {KEYS[1], KEYS[2], ARGV[1], #KEYS, #ARGV}", [b"2", b"k1", b"k2", b"a1"]),
+    ("return redis.call('INCR', KEYS[1])", [b"1", b"counter"]),
+    ("return redis.status_reply('FINE')", [b"0"]),
+    ("return redis.error_reply('ERR custom failure')", [b"0"]),
+    ("return {1, 2.9, 'x', false, {'nested'}}", [b"0"]),
+    ("error('boom')", [b"0"]),
+    ("return redis.call('SET', 'k', {})", [b"0"]),  # a table argument
+    ("return redis.call('HSET', KEYS[1], 'f', 'v')", [b"1", b"counter"]),  # WRONGTYPE inside the script
+    ("return ARGV[1]", [b"3", b"only-one"]),  # more keys than arguments
+    ("return ARGV[1]", [b"-1", b"x"]),
+    ("return ARGV[1]", [b"one", b"x"]),
+]
+
+
+def _lean_outcome(client: object, fields: list[bytes]) -> object:
+    pool = client.connection_pool  # type: ignore[attr-defined]
+    conn = pool.get_connection()
+    try:
+        conn.run_commands([fields])
+        try:
+            return ("reply", conn.read_response())
+        except Exception as exc:
+            return ("error", type(exc).__name__, str(exc))
+    finally:
+        pool.release(conn)
+
+
+def test_script_calls_of_the_backend_answer_as_fakeredis_evalsha_does() -> None:
+    ours = make_fake_client(VirtualClock(0))
+    plain = fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(7, 2)), lua_modules=set())
+    server = ours.connection_pool.connection_kwargs["server"]
+    lean = server._queuesim_evalsha
+    used: list[bytes] = []
+    server._queuesim_evalsha = lambda sock, fields: (used.append(fields[1]), lean(sock, fields))
+    for source, rest in _EVALSHA_CASES:
+        sha = ours.script_load(source)
+        assert plain.script_load(source) == sha
+        fields = [b"EVALSHA", sha.encode() if isinstance(sha, str) else sha, *rest]
+        try:
+            expected: object = ("reply", plain.execute_command(*fields))
+        except Exception as exc:
+            expected = ("error", type(exc).__name__, str(exc))
+        assert _lean_outcome(ours, fields) == expected, source
+    assert len(used) == len(_EVALSHA_CASES), "every call took the lean path"
+    unknown = [b"EVALSHA", b"0" * 40, b"0"]
+    assert _lean_outcome(ours, unknown) == ("error", "NoScriptError", "No matching script. Please use EVAL.")
+    assert ours.get("counter") == plain.get("counter") == b"1"
+
+
+def test_the_lean_script_call_leaves_a_transaction_to_fakeredis() -> None:
+    ours = make_fake_client(VirtualClock(0))
+    sha = ours.script_load("return redis.call('INCR', KEYS[1])")
+    pipe = ours.pipeline(transaction=True)
+    pipe.evalsha(sha, 1, "n")
+    pipe.evalsha(sha, 1, "n")
+    assert pipe.execute() == [1, 2]
+    conn = ours.connection_pool.get_connection()
+    try:
+        conn.send_command("MULTI")
+        assert conn.read_response() == b"OK"
+        conn.run_commands([[b"EVALSHA", sha.encode() if isinstance(sha, str) else sha, b"1", b"n"]])
+        assert conn.read_response() == b"QUEUED", "inside MULTI the call is queued, not run"
+        conn.send_command("EXEC")
+        assert conn.read_response() == [3]
+    finally:
+        ours.connection_pool.release(conn)
+
+
+def test_a_write_inside_a_script_wakes_a_blocked_client_and_breaks_a_watch() -> None:
+    import threading
+
+    import redis
+
+    ours = make_fake_client(VirtualClock(0))
+    popped: list[object] = []
+    blocked = threading.Thread(target=lambda: popped.append(ours.blpop(["jobs"], timeout=10)))
+    blocked.start()
+    server = ours.connection_pool.connection_kwargs["server"]
+    deadline = time.monotonic() + 5
+    while not server.dbs[0].condition._waiters and time.monotonic() < deadline:
+        time.sleep(0.005)
+    started = time.monotonic()
+    ours.eval("return redis.call('RPUSH', KEYS[1], 'x')", 1, "jobs")
+    blocked.join(timeout=5)
+    assert popped == [(b"jobs", b"x")]
+    assert time.monotonic() - started < 2, "the script's write woke the blocked client"
+
+    with ours.pipeline() as pipe:
+        pipe.watch("watched")
+        ours.eval("return redis.call('SET', KEYS[1], 'changed')", 1, "watched")
+        pipe.multi()
+        pipe.set("watched", "mine")
+        try:
+            pipe.execute()
+            raise AssertionError("the transaction should have failed: its watched key changed")
+        except redis.exceptions.WatchError:
+            pass
+    assert ours.get("watched") == b"changed"
+
+
+def test_the_first_thread_keeps_its_connection_and_other_threads_share_the_pool() -> None:
+    import threading
+
+    from queuesim import Queue, connect
+
+    conn = connect(clock=VirtualClock(0))
+    q = Queue("kept", conn)
+    q.add("first", {})
+    backend = conn.backend
+    assert backend._kept is not None
+    assert backend._kept[0] == threading.get_ident()
+    kept_connection = backend._kept[1]
+    ids: list[str] = []
+
+    def producer() -> None:
+        for _ in range(100):
+            ids.append(q.add("x", {}).id)
+
+    threads = [threading.Thread(target=producer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for _ in range(100):
+        ids.append(q.add("y", {}).id)
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == 400, "every add got its own id"
+    assert q.get_job_counts("wait") == {"wait": 401}
+    assert backend._kept[1] is kept_connection, "the calling thread kept the same connection"
+
+    conn.close()  # disconnects the kept connection too; the next call connects it again
+    assert q.add("after-close", {}).id == "402"
+    assert q.get_job_counts("wait") == {"wait": 402}

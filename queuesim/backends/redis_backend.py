@@ -7,6 +7,7 @@ event names and job-hash fields are BullMQ's, so BullMQ tools can read the same 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -66,6 +67,9 @@ class RedisBackend:
         #: the embedded fakeredis server: it answers in this process (and takes commands as argument lists,
         #: see fake.VirtualTimeConnection), so a call never waits on a network
         self.in_process = hasattr(client.connection_pool.connection_class, "run_commands")
+        #: for the embedded server, the thread that called first keeps one connection for itself (see _exchange)
+        self._kept: tuple[int, Any] | None = None
+        self._kept_lock = threading.Lock()
 
     # --- plumbing ----------------------------------------------------------------------------------------
 
@@ -111,15 +115,38 @@ class RedisBackend:
         return b"".join(script.packed(keys, [self.prefix, queue, *args], 2) for args in arg_lists)
 
     def _exchange(self, send: Callable[[Any], None], count: int) -> list[Any]:
-        """``send(connection)`` on a pooled connection, then read ``count`` replies (an error reply is returned
-        in its place, not raised, so the connection stays in step)."""
+        """``send(connection)`` on a connection of the client, then read ``count`` replies (see
+        :meth:`_read_replies`)."""
         pool = self.client.connection_pool
+        kept = self._kept
+        if self.in_process:
+            # Taking a connection from redis-py's pool and giving it back costs as much as a short script on the
+            # embedded server, so the first thread to call (a simulation's only one, a live worker's event loop)
+            # keeps one; other threads go through the pool. The pool still owns the connection: closing the
+            # client disconnects it, and the next call connects it again.
+            me = threading.get_ident()
+            if kept is None:
+                with self._kept_lock:
+                    kept = self._kept
+                    if kept is None:
+                        kept = self._kept = (me, pool.get_connection())
+            if kept[0] == me:
+                return self._read_replies(kept[1], send, count)
         conn = pool.get_connection()
+        try:
+            return self._read_replies(conn, send, count)
+        finally:
+            pool.release(conn)
+
+    @staticmethod
+    def _read_replies(conn: Any, send: Callable[[Any], None], count: int) -> list[Any]:
+        """``send(conn)``, then read ``count`` replies; an error reply is returned in its place, not raised, so
+        the connection stays in step. Any other failure disconnects the connection before it is raised."""
         try:
             try:
                 send(conn)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-                # a stale pooled connection (e.g. after a server restart): nothing was executed, try a fresh one
+                # a stale connection (e.g. after a server restart): nothing was executed, try a fresh one
                 conn.disconnect()
                 send(conn)
             replies: list[Any] = []
@@ -132,8 +159,6 @@ class RedisBackend:
         except BaseException:
             conn.disconnect()
             raise
-        finally:
-            pool.release(conn)
 
     @staticmethod
     def _check(code: Any, job_id: str, command: str, state: str = "expected") -> None:
