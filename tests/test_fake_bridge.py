@@ -173,11 +173,10 @@ def _lean_outcome(client: object, fields: list[bytes]) -> object:
     pool = client.connection_pool  # type: ignore[attr-defined]
     conn = pool.get_connection()
     try:
-        conn.run_commands([fields])
-        try:
-            return ("reply", conn.read_response())
-        except Exception as exc:
-            return ("error", type(exc).__name__, str(exc))
+        (reply,) = conn.run_commands([fields])
+        if isinstance(reply, Exception):
+            return ("error", type(reply).__name__, str(reply))
+        return ("reply", reply)
     finally:
         pool.release(conn)
 
@@ -215,8 +214,8 @@ def test_the_lean_script_call_leaves_a_transaction_to_fakeredis() -> None:
     try:
         conn.send_command("MULTI")
         assert conn.read_response() == b"OK"
-        conn.run_commands([[b"EVALSHA", sha.encode() if isinstance(sha, str) else sha, b"1", b"n"]])
-        assert conn.read_response() == b"QUEUED", "inside MULTI the call is queued, not run"
+        queued = conn.run_commands([[b"EVALSHA", sha.encode() if isinstance(sha, str) else sha, b"1", b"n"]])
+        assert queued == [b"QUEUED"], "inside MULTI the call is queued, not run"
         conn.send_command("EXEC")
         assert conn.read_response() == [3]
     finally:

@@ -100,7 +100,7 @@ class RedisBackend:
         if self.in_process:  # the embedded server: hand it the arguments, no protocol bytes
             keys = self._queue_keys(queue)
             commands = [script.fields(keys, [self.prefix, queue, *args], 2) for args in arg_lists]
-            send: Callable[[Any], None] = lambda conn: conn.run_commands(commands)  # noqa: E731
+            send: Callable[[Any], list[Any] | None] = lambda conn: conn.run_commands(commands)  # noqa: E731
         else:
             packets = self._packets(script, queue, arg_lists)
             send = lambda conn: conn.send_packed_command([packets])  # noqa: E731
@@ -114,7 +114,7 @@ class RedisBackend:
         keys = self._queue_keys(queue)
         return b"".join(script.packed(keys, [self.prefix, queue, *args], 2) for args in arg_lists)
 
-    def _exchange(self, send: Callable[[Any], None], count: int) -> list[Any]:
+    def _exchange(self, send: Callable[[Any], list[Any] | None], count: int) -> list[Any]:
         """``send(connection)`` on a connection of the client, then read ``count`` replies (see
         :meth:`_read_replies`)."""
         pool = self.client.connection_pool
@@ -139,17 +139,20 @@ class RedisBackend:
             pool.release(conn)
 
     @staticmethod
-    def _read_replies(conn: Any, send: Callable[[Any], None], count: int) -> list[Any]:
+    def _read_replies(conn: Any, send: Callable[[Any], list[Any] | None], count: int) -> list[Any]:
         """``send(conn)``, then read ``count`` replies; an error reply is returned in its place, not raised, so
-        the connection stays in step. Any other failure disconnects the connection before it is raised."""
+        the connection stays in step. Any other failure disconnects the connection before it is raised. (The
+        embedded server's ``send`` returns the replies itself.)"""
         try:
             try:
-                send(conn)
+                replies = send(conn)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                 # a stale connection (e.g. after a server restart): nothing was executed, try a fresh one
                 conn.disconnect()
-                send(conn)
-            replies: list[Any] = []
+                replies = send(conn)
+            if replies is not None:
+                return replies
+            replies = []
             for _ in range(count):
                 try:
                     replies.append(conn.read_response())
