@@ -262,7 +262,7 @@ def _install_fast_redis_call(server: Any) -> None:
             short: Any = None
             for i, t, is_key in first:  # in argument order, as fakeredis checks them
                 if is_key:
-                    if args[i] not in db:
+                    if lookup(db, args[i]) is None:
                         short = (t.missing_return,)
                         break
                 else:
@@ -272,7 +272,7 @@ def _install_fast_redis_call(server: Any) -> None:
             else:
                 for i, t in keys:
                     key = args[i]
-                    item = db.get(key)
+                    item = lookup(db, key)
                     if t.type_ is not None and item is not None and type(item.value) is not t.type_:
                         raise SimpleError(msgs.WRONGTYPE_MSG)
                     default = None
@@ -291,6 +291,14 @@ def _install_fast_redis_call(server: Any) -> None:
             sock._keyspace_notifications(items, sig.name.encode())
         sock._subkey_notifications(items)
         return result
+
+    def lookup(db: Any, key: bytes) -> Any:
+        """``db.get(key)``: the stored item, or None (an expired key is removed on the way, as fakeredis does)."""
+        item = db._dict.get(key)
+        if item is not None and item.expireat is not None and db.expired(item):
+            del db._dict[key]
+            return None
+        return item
 
     def writeback(command_item: Any, remove_empty: bool) -> None:
         """fakeredis' ``CommandItem.writeback``, which also wakes blocked and watching clients after every

@@ -37,6 +37,11 @@ def _expand(text: str, seen: set[str]) -> str:
 
 def encode_arg(value: Any) -> bytes:
     """One command argument as Redis expects it (bytes; numbers in decimal)."""
+    kind = type(value)
+    if kind is str:
+        return value.encode()
+    if kind is int:
+        return b"%d" % value
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
