@@ -131,9 +131,9 @@ def test_script_calls_reach_the_embedded_server_as_argument_lists_and_fail_clean
     calls: list[int] = []
     original = pool.connection_class.run_commands
 
-    def counting(self: object, commands: list[list[bytes]]) -> None:
+    def counting(self: object, commands: list[list[bytes]]) -> list[object]:
         calls.append(len(commands))
-        original(self, commands)  # type: ignore[arg-type]
+        return original(self, commands)  # type: ignore[arg-type]
 
     pool.connection_class.run_commands = counting  # type: ignore[method-assign]
     try:
@@ -187,7 +187,12 @@ def test_script_calls_of_the_backend_answer_as_fakeredis_evalsha_does() -> None:
     server = ours.connection_pool.connection_kwargs["server"]
     lean = server._queuesim_evalsha
     used: list[bytes] = []
-    server._queuesim_evalsha = lambda sock, fields: (used.append(fields[1]), lean(sock, fields))
+
+    def spy(sock: object, fields: list[bytes]) -> object:
+        used.append(fields[1])
+        return lean(sock, fields)
+
+    server._queuesim_evalsha = spy
     for source, rest in _EVALSHA_CASES:
         sha = ours.script_load(source)
         assert plain.script_load(source) == sha
