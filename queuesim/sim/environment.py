@@ -399,7 +399,8 @@ class Simulation:
         empty (no waiting, delayed or active job), or ``drain_limit_ms`` more ms have passed."""
         if isinstance(until_ms, bool) or not isinstance(until_ms, int) or until_ms < self.now_ms:
             raise OptionError("until_ms", f"must be an integer >= now ({self.now_ms}), got {until_ms!r}")
-        self.env.run(until=until_ms)
+        if until_ms > self.now_ms:  # (SimPy refuses to run until the current time: nothing to do then)
+            self.env.run(until=until_ms)
         if drain:
             self._arrivals_open = False
             limit = until_ms + (drain_limit_ms if drain_limit_ms is not None else max(until_ms, 60_000))
