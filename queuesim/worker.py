@@ -90,6 +90,8 @@ class Worker:
         self._tokens = itertools.count(1)
         #: jobs this worker holds a lock on, by id
         self.active: dict[str, Job] = {}
+        #: when a held job's lock was last renewed by :meth:`renew_due_locks`, ms (until then: its processed_on)
+        self._renewed_at: dict[str, int] = {}
         #: time until which the worker does not fetch (rate limited), ms
         self.rate_limited_until = 0
         #: cleared while the worker is paused locally (see :meth:`pause`)
@@ -301,7 +303,29 @@ class Worker:
         """Renew the locks of every job this worker holds; returns the ids whose lock was lost."""
         if not self.active:
             return []
-        pairs = [(j.id, j.token or "0") for j in list(self.active.values()) if j.token and j.token != "0"]
+        return self._extend([(j.id, j.token) for j in list(self.active.values()) if j.token and j.token != "0"])
+
+    def renew_due_locks(self) -> list[str]:
+        """One tick of BullMQ's lock-renewal timer, which fires every ``lock_renew_time / 2``: renew the locks
+        taken or last renewed more than ``lock_renew_time / 2`` ago; the others wait for a later tick. So each
+        lock is renewed every ``lock_renew_time / 2`` to ``lock_renew_time``. Returns the ids whose lock was
+        lost."""
+        active = self.active
+        if not active:
+            self._renewed_at.clear()
+            return []
+        now = self.clock.now_ms()
+        half = self.opts.renew_every_ms
+        renewed = self._renewed_at = {job_id: t for job_id, t in self._renewed_at.items() if job_id in active}
+        due = []
+        for job_id, job in list(active.items()):
+            last = renewed.get(job_id, job.processed_on)
+            if job.token and job.token != "0" and (last is None or last + half < now):
+                renewed[job_id] = now
+                due.append((job_id, job.token))
+        return self._extend(due) if due else []
+
+    def _extend(self, pairs: list[tuple[str, str]]) -> list[str]:
         lost = self.backend.extend_locks(self.name, pairs, self.opts.lock_duration)
         if lost:
             self._emit("lock_renewal_failed", lost)
@@ -575,7 +599,7 @@ class Worker:
             t = _time.monotonic()
             try:
                 if not self.opts.skip_lock_renewal and t >= next_renew:
-                    self.extend_locks()
+                    self.renew_due_locks()
                     next_renew = t + renew_s
                 if not self.opts.skip_stalled_check and t >= next_stalled:
                     self.check_stalled()

@@ -327,6 +327,50 @@ def test_case_32_jobs_whose_locks_are_renewed_never_stall(env: Env) -> None:
     assert all((j := q.get_job(job.id)) is not None and j.stalled_counter == 0 for job in jobs if job)
 
 
+@pytest.mark.parametrize("env", ["fake", "memory"], indirect=True)  # exact milliseconds need virtual time
+def test_the_renewal_timer_renews_only_locks_older_than_half_the_renewal_time(env: Env) -> None:
+    # lock 10 s: renewal time 5 s, so BullMQ's timer fires every 2.5 s and renews locks older than 2.5 s
+    q = env.queue()
+    q.add("a", {})
+    q.add("b", {})
+    w = env.worker(q, lock_duration=10_000, stalled_interval=60_000)
+    renewed: list[tuple[int, list[str]]] = []
+    extend = w.backend.extend_locks
+
+    def spy(queue: str, jobs: list[tuple[str, str]], duration: int) -> list[str]:
+        renewed.append((env.now(), [job_id for job_id, _ in jobs]))
+        return extend(queue, jobs, duration)
+
+    w.backend.extend_locks = spy  # type: ignore[method-assign]
+    start = env.now()
+    a = w.fetch()
+    env.advance(1_000)
+    b = w.fetch()
+    assert a is not None
+    assert b is not None
+    env.advance(1_500)  # a is 2.5 s old: not more than half the renewal time yet
+    assert w.renew_due_locks() == []
+    assert renewed == []
+    env.advance(1)
+    assert w.renew_due_locks() == []
+    assert renewed == [(start + 2_501, [a.id])], "only a is due"
+    env.advance(1_000)  # b is 3.5 s old, a was renewed 1 s ago
+    w.renew_due_locks()
+    assert renewed[-1] == (start + 3_501, [b.id])
+    env.advance(2_000)
+    assert w.renew_due_locks() == []
+    assert renewed[-1] == (start + 5_501, [a.id])
+    w.complete(a, "done")
+    env.advance(1_000)
+    w.renew_due_locks()
+    assert renewed[-1] == (start + 6_501, [b.id]), "a finished job is not renewed"
+    # the lock was renewed to the full 10 s: b survives a stalled check 9.9 s later, with no renewal between
+    env.advance(9_900)
+    assert w.check_stalled() == []
+    assert w.check_stalled() == []
+    assert str(q.get_job_state(b.id)) == "active"
+
+
 @live_only
 def test_case_32_live_jobs_longer_than_the_lock_duration_keep_their_locks(env: Env) -> None:
     q = env.queue()

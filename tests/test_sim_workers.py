@@ -74,7 +74,7 @@ def test_idle_workers_do_not_poll_between_arrivals() -> None:
     assert sim.jobs()["final_state"].eq("completed").sum() == 6
     assert fetches <= 4 + 6
     stalled_checks = 4 * (3_600_000 // 30_001 + 1)
-    renewal_ticks = 4 * (3_600_000 // 15_000)
+    renewal_ticks = 4 * (3_600_000 // 7_500)  # BullMQ's renewal timer: every lock_renew_time / 2
     assert steps < 2 * (stalled_checks + renewal_ticks) + 100
 
 
@@ -86,6 +86,28 @@ def test_lock_renewal_keeps_a_long_job_from_stalling(backend: str) -> None:
     sim.run(until_ms=70_000)
     job = only_job(sim)
     assert (job["final_state"], job["stalls"], job["starts"]) == ("completed", 0, 1)
+
+
+def test_a_simulated_long_job_is_renewed_on_bullmqs_timer(backend: str) -> None:
+    sim = Simulation(seed=1, backend=backend)
+    sim.queue("q")
+    [worker] = sim.add_workers("q", lock_duration=10_000, stalled_interval=30_000)
+    sim.add_backlog("q", JobType("short", Deterministic(3_000)), 1)
+    sim.add_backlog("q", JobType("long", Deterministic(20_000)), 1)
+    engine = sim.workers[worker].engine
+    renewals: list[tuple[int, list[str]]] = []
+    extend = engine.backend.extend_locks
+
+    def spy(queue: str, jobs: list[tuple[str, str]], duration: int) -> list[str]:
+        renewals.append((int(sim.env.now), [job_id for job_id, _ in jobs]))
+        return extend(queue, jobs, duration)
+
+    engine.backend.extend_locks = spy  # type: ignore[method-assign]
+    sim.run(until_ms=30_000)
+    # renewal time 5 s: the timer fires every 2.5 s and renews locks older than 2.5 s. The short job is 2.5 s
+    # old at the first tick, so it is never renewed; the long one, taken at 3 s, is renewed at 7.5 s (4.5 s
+    # old), skipped at 10 s (2.5 s since), renewed at 12.5 s, and so on until it ends at 23 s
+    assert renewals == [(7_500, ["2"]), (12_500, ["2"]), (17_500, ["2"]), (22_500, ["2"])]
 
 
 def test_without_lock_renewal_the_same_job_stalls() -> None:
@@ -309,3 +331,18 @@ def test_a_job_without_a_job_type_stops_the_run_with_a_clear_error() -> None:
     q.add("stranger")  # added behind the simulation's back: nothing says how long it takes
     with pytest.raises(OptionError, match="stranger"):
         sim.run(until_ms=1_000)
+
+
+def test_running_until_the_current_time_is_allowed_and_changes_nothing() -> None:
+    sim = Simulation(seed=1, backend="memory")
+    sim.queue("q")
+    sim.add_workers("q")
+    sim.add_backlog("q", JobType("work", Deterministic(1_000)), 2)
+    sim.run(until_ms=1_500)
+    before = sim.jobs()
+    assert sim.run(until_ms=1_500).now_ms == 1_500
+    pd.testing.assert_frame_equal(sim.jobs(), before)
+    sim.run(until_ms=1_500, drain=True)  # a drain from there still runs the queue empty
+    assert sim.jobs()["final_state"].eq("completed").sum() == 2
+    with pytest.raises(OptionError, match="until_ms"):
+        sim.run(until_ms=1_499)

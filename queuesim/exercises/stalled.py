@@ -2,9 +2,10 @@
 
 Two opposite misconceptions meet here:
 
-* "the lock must outlive the longest job" — no: a worker renews its locks every ``lock_duration / 2`` while the
-  job runs. A long lock only delays the recovery of a crashed worker's jobs, which come back when the lock has
-  expired and a stalled check has seen it: up to about ``lock_duration + 2 * stalled_interval`` after the crash;
+* "the lock must outlive the longest job" — no: a worker renews its locks while the job runs, at the latest
+  every ``lock_duration / 2``. A long lock only delays the recovery of a crashed worker's jobs, which come back
+  when the lock has expired and a stalled check has seen it: up to about ``lock_duration + 2 * stalled_interval``
+  after the crash;
 * "a short lock makes recovery fast, at no cost" — a worker whose event loop is blocked (a CPU-heavy step)
   cannot renew. When the block starts the lock may have only half its duration left, so a block longer than
   ``lock_duration / 2`` can let the lock expire: the stalled check hands the job to another worker while the
@@ -192,10 +193,10 @@ def check(solution: Solution) -> list[Line]:
         shown = ", ".join(f"{k}={v:,}" for k, v in answer.items())
         run = stall_run(answer["lock_duration"], answer["stalled_interval"], answer["max_stalled_count"], block,
                         per_job)
-        lock_hint = (f"A blocked worker cannot renew its locks, and locks are renewed every lock_duration / 2, so a "
-                     f"block may start when the lock has only half its duration left: lock_duration must be more "
-                     f"than twice the longest block (here more than {2 * block / 1000:g} s). It does NOT need to "
-                     "outlive the job: the lock is renewed while the job runs.")
+        lock_hint = ("A blocked worker cannot renew its locks, and a lock is renewed at the latest every "
+                     "lock_duration / 2, so a block may start when the lock has only half its duration left: "
+                     f"lock_duration must be more than twice the longest block (here more than {2 * block / 1000:g} "
+                     "s). It does NOT need to outlive the job: the lock is renewed while the job runs.")
         recovery_hint = (f"A crashed worker's job comes back only when its lock has expired (up to lock_duration "
                          f"after the crash) and a stalled check has seen it (up to about two stalled_interval more): "
                          f"keep lock_duration + 2 * stalled_interval within {bound / 1000:g} s. A lock longer than "

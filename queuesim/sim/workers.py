@@ -5,7 +5,8 @@ lock tokens) and runs, as SimPy processes:
 
 * one **slot** per unit of concurrency: take a job (``fetch``), work on it for its simulated time, report the
   outcome (``complete`` / ``fail``), which also takes the next job in the same call, as BullMQ's worker does;
-* a **lock renewer**: ``extend_locks()`` every ``lock_renew_time`` (``lock_duration / 2`` by default);
+* a **lock renewer**: BullMQ's timer, every ``lock_renew_time / 2`` (``lock_duration / 4`` by default), which
+  renews the locks taken or last renewed more than ``lock_renew_time / 2`` ago (``renew_due_locks()``);
 * a **stalled checker**: ``check_stalled()`` at start and then every ``stalled_interval + 1`` ms (a lease set
   with PX at t still exists at exactly t + interval; a real timer fires *at least* after the interval).
 
@@ -294,8 +295,7 @@ class SimWorker:
     # --- timers ------------------------------------------------------------------------------------------
 
     def _renewer(self) -> Generator[simpy.Event, Any, None]:
-        opts = self.engine.opts
-        period = max(1, opts.lock_renew_time or opts.lock_duration // 2)
+        period = self.engine.opts.renew_every_ms
         try:
             while True:
                 yield self.env.timeout(period)
@@ -303,7 +303,7 @@ class SimWorker:
                 if self.state in ("crashed", "closed"):
                     return
                 if self.engine.active:
-                    for job_id in self.engine.extend_locks():
+                    for job_id in self.engine.renew_due_locks():
                         self.sim.recorder.note_incident(int(self.env.now), self.id, self.squeue.name,
                                                         "lock-renewal-failed", job_id)
         except simpy.Interrupt:
