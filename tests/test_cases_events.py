@@ -236,3 +236,26 @@ def test_case_47_trim_events_trims_the_stream_by_hand(env: Env) -> None:
         q.add("test", {})
     q.trim_events(2)
     assert [e.name for e in env.events(q)] == ["added", "waiting"]
+
+
+def test_the_recorders_entry_reader_sees_what_xread_sees(env: Env) -> None:
+    # read_event_entries (the simulation recorder's raw read) and read_events (XREAD into dicts) give the same
+    # entries, and reading after an entry's id returns only the newer ones
+    q = env.queue()
+    q.add("a", {"n": 1})
+    w = env.worker(q)
+    job = w.fetch()
+    assert job is not None
+    w.complete(job, {"ok": True})
+    q.add("b", {})
+    backend = env.conn.backend
+    via_xread = backend.read_events(q.name, "0", None)
+    entries = backend.read_event_entries(q.name, (0, 0))
+    assert len(entries) == len(via_xread) >= 6
+    for (ms, seq, flat), (entry_id, fields) in zip(entries, via_xread, strict=True):
+        assert f"{ms}-{seq}" == entry_id
+        assert flat == tuple(x for pair in fields.items() for x in pair)
+    middle = entries[2]
+    assert backend.read_event_entries(q.name, (middle[0], middle[1])) == entries[3:]
+    assert backend.read_event_entries(q.name, (entries[-1][0], entries[-1][1])) == []
+    assert backend.read_event_entries(f"{q.name}-never-used", (0, 0)) == []

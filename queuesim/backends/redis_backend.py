@@ -15,7 +15,7 @@ import redis
 
 from queuesim.backends.base import AddResult, FetchArgs, FetchResult, dead_letter_refusal, flow_parent_args
 from queuesim.backends.pipelined import PipelinedConnection, connection_settings
-from queuesim.backends.scripts import Script, load_script
+from queuesim.backends.scripts import Script, load_script, resp_command
 from queuesim.clock import Clock
 from queuesim.errors import JobNotFoundError, JobStateError, LockError, OptionError, error_for_code
 from queuesim.keys import QueueKeys
@@ -470,6 +470,28 @@ class RedisBackend:
             return []
         _, entries = resp[0]
         return [(_s(eid), {_s(k): _s(v) for k, v in fields.items()}) for eid, fields in entries]
+
+    def read_event_entries(self, queue: str, after: tuple[int, int]) -> list[tuple[int, int, tuple[str, ...]]]:
+        """The events stream's entries after id ``after`` = (ms, seq), as ``(ms, seq, flat field tuple)`` — the
+        simulation's recorder reads this way. One XREAD whose raw reply is read as it comes, without redis-py's
+        conversion into dicts."""
+        key = self.keys(queue).events
+        fields = [b"XREAD", b"STREAMS", key.encode(), b"%d-%d" % after]
+        if self.in_process:
+            send: Callable[[Any], list[Any] | None] = lambda conn: conn.run_commands([fields])  # noqa: E731
+        else:
+            packed = resp_command(b"", 0, fields)
+            send = lambda conn: conn.send_packed_command([packed])  # noqa: E731
+        (reply,) = _raise_errors(self._exchange(send, 1))
+        if not reply:
+            return []
+        # Redis answers [[key, entries]]; fakeredis hands over {key: entries}
+        (_, stored), = reply.items() if isinstance(reply, dict) else reply
+        entries = []
+        for entry_id, flat in stored:
+            ms, _, seq = _s(entry_id).partition("-")
+            entries.append((int(ms), int(seq), tuple(_s(x) for x in flat)))
+        return entries
 
     def queue_names(self) -> list[str]:
         """The queues under this prefix, found by their ``meta`` hash (every queue writes one when created)."""

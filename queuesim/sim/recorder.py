@@ -40,7 +40,6 @@ from __future__ import annotations
 import math
 from array import array
 from collections import deque
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -66,28 +65,9 @@ _SKIPPED = frozenset({"retries-exhausted", "progress", "debounced"})
 Entry = tuple[int, int, tuple[str, ...]]
 
 
-class _StreamReader:
-    """Reads one queue's events stream with XREAD (any backend), from its oldest entry on."""
-
-    def __init__(self, queue: str, connection: Connection) -> None:
-        self._backend = connection.backend
-        self._queue = queue
-        self._last_id = "0"
-
-    def read(self) -> list[Entry]:
-        raw = self._backend.read_events(self._queue, self._last_id, None)
-        if not raw:
-            return []
-        self._last_id = raw[-1][0]
-        out = []
-        for event_id, fields in raw:
-            ms, _, seq = event_id.partition("-")
-            out.append((int(ms), int(seq or 0), tuple(chain.from_iterable(fields.items()))))
-        return out
-
-
 class _EntryReader:
-    """Reads the memory backend's stream entries as they are stored (no id strings, no dicts)."""
+    """Reads one queue's events stream from its oldest entry on, as ``(ms, seq, fields)`` entries (no id
+    strings, no dicts: the memory backend hands them over as stored, a Redis backend reads them raw)."""
 
     def __init__(self, queue: str, backend: Any) -> None:
         self._backend = backend
@@ -236,7 +216,7 @@ class Recorder:
         self._folded: dict[str, _Folded] = {}
         #: failed jobs to fold at the end of the batch (a "dead-lettered" may follow their "failed")
         self._pending: list[tuple[str, str]] = []
-        self._readers: dict[str, _StreamReader | _EntryReader] = {}
+        self._readers: dict[str, _EntryReader] = {}
         #: the event log, one tuple per state change (see :data:`LOG_COLUMNS`)
         self.rows: list[tuple[Any, ...]] = []
         #: queue-wide events: (time_ms, queue, event, job_id, detail)
@@ -262,8 +242,7 @@ class Recorder:
         """Start reading ``queue``'s events stream (from its oldest entry)."""
         if queue not in self._readers:
             backend = self.connection.backend
-            self._readers[queue] = (_EntryReader(queue, backend) if hasattr(backend, "read_event_entries")
-                                    else _StreamReader(queue, self.connection))
+            self._readers[queue] = _EntryReader(queue, backend)
             self.finished[queue] = []
             self.added_events[queue] = 0
             self._folded[queue] = _Folded()
