@@ -216,6 +216,7 @@ def _install_fast_redis_call(server: Any) -> None:
     from fakeredis._core._database import Item
     from fakeredis._helpers import SimpleError, decode_command_bytes
     from fakeredis._socket._resp import convert_to_resp2
+    from fakeredis.model import Hash
 
     runtime = server._lua_runtime
     current = server._lua_current_socket
@@ -224,6 +225,7 @@ def _install_fast_redis_call(server: Any) -> None:
     not_in_scripts = {sig for sig in SUPPORTED_COMMANDS.values() if msgs.FLAG_NO_SCRIPT in sig.flags}
     plain_replies = {bytes, int, type(None)}  # replies that RESP2 conversion leaves as they are
     plans: dict[tuple[int, int], Any] = {}  # (id of a Signature, argument count) -> argument plan
+    publishes_subkey_events = server.version >= (8, 8)  # hash-field notifications exist from Redis 8.8 on
 
     def to_arg(value: Any) -> bytes:
         kind = type(value)
@@ -234,6 +236,8 @@ def _install_fast_redis_call(server: Any) -> None:
         raise SimpleError("ERR Lua redis lib command arguments must be strings or integers")
 
     def plan_for(sig: Any, args: list[bytes], version: Any) -> Any:
+        """Which arguments are keys, which are parsed as numbers, and the command's flags (kept per command and
+        argument count)."""
         plan = plans.get((id(sig), len(args)))
         if plan is None:
             sig.check_arity(args, version)  # raises for a wrong count; a plan is kept only for a valid one
@@ -247,50 +251,6 @@ def _install_fast_redis_call(server: Any) -> None:
                 first, keys, msgs.FLAG_DO_NOT_CREATE in sig.flags, msgs.FLAG_SKIP_CONVERT_TO_RESP2 not in sig.flags,
                 msgs.FLAG_LEAVE_EMPTY_VAL not in sig.flags)
         return plan
-
-    def run(sock: Any, sig: Any, args: list[bytes]) -> Any:
-        """fakeredis' ``_run_command`` for a command called from a script on a Redis-type server."""
-        items: list[Any] = []
-        sock._subkey_events = []
-        remove_empty = msgs.FLAG_LEAVE_EMPTY_VAL not in sig.flags  # (for a command refused before its plan)
-        try:
-            if sig in not_in_scripts:
-                plan_for(sig, args, sock.version)
-                raise SimpleError(msgs.COMMAND_IN_SCRIPT_MSG)
-            first, keys, no_create, to_resp2, remove_empty = plan_for(sig, args, sock.version)
-            db = sock._db
-            short: Any = None
-            for i, t, is_key in first:  # in argument order, as fakeredis checks them
-                if is_key:
-                    if lookup(db, args[i]) is None:
-                        short = (t.missing_return,)
-                        break
-                else:
-                    args[i] = t.decode(args[i])
-            if short is not None:
-                result = short[0]
-            else:
-                for i, t in keys:
-                    key = args[i]
-                    item = lookup(db, key)
-                    if t.type_ is not None and item is not None and type(item.value) is not t.type_:
-                        raise SimpleError(msgs.WRONGTYPE_MSG)
-                    default = None
-                    if not no_create and t.type_ is not None and item is None and t.type_ is not bytes:
-                        default = t.type_()
-                    args[i] = command_item = CommandItem(key, db, item, default=default)
-                    items.append(command_item)
-                result = getattr(sock, sig.func_name)(*args)
-                if to_resp2 and type(result) not in plain_replies and sock._resp_version == 2:
-                    result = convert_to_resp2(result)
-        except SimpleError as exc:
-            result = exc
-        for command_item in items:
-            writeback(command_item, remove_empty)
-        if subscribers or psubscribers:  # (fakeredis' own first test, without the call)
-            sock._keyspace_notifications(items, sig.name.encode())
-        sock._subkey_notifications(items)
-        return result
 
     def lookup(db: Any, key: bytes) -> Any:
         """``db.get(key)``: the stored item, or None (an expired key is removed on the way, as fakeredis does)."""
@@ -324,6 +284,8 @@ def _install_fast_redis_call(server: Any) -> None:
             db.schedule_expiry(key, expireat)
 
     def call(op: bytes, *args: Any) -> Any:
+        """``redis.call``: fakeredis' ``_run_command`` for a command called from a script on a Redis-type
+        server, in one function (it runs some thirty times per job)."""
         sock = current[0]
         sig = commands.get(op, False)
         if sig is False:
@@ -332,11 +294,64 @@ def _install_fast_redis_call(server: Any) -> None:
             if sig is not None and sock._server.server_type not in sig.server_types:
                 sig = None
             commands[op] = sig
-        if sig is not None and not sock._pubsub:
-            result = run(sock, sig, [a if type(a) is bytes else to_arg(a) for a in args])
-            kind = type(result)
-            return result if kind is bytes or kind is int else sock._convert_redis_result(runtime, result)
-        # everything else (subcommands, unknown commands) takes fakeredis' own path
+        if sig is None or sock._pubsub:
+            return slow_call(sock, op, args)
+        arglist = [a if type(a) is bytes else to_arg(a) for a in args]
+        items: list[Any] = []
+        sock._subkey_events = []
+        remove_empty = True
+        try:
+            plan = plans.get((id(sig), len(arglist)))
+            if plan is None:
+                plan = plan_for(sig, arglist, sock.version)
+            if sig in not_in_scripts:
+                raise SimpleError(msgs.COMMAND_IN_SCRIPT_MSG)
+            first, keys, no_create, to_resp2, remove_empty = plan
+            db = sock._db
+            stored = db._dict
+            short = False
+            for i, t, is_key in first:  # in argument order, as fakeredis checks them
+                if is_key:
+                    if lookup(db, arglist[i]) is None:
+                        result = t.missing_return
+                        short = True
+                        break
+                else:
+                    arglist[i] = t.decode(arglist[i])
+            if not short:
+                for i, t in keys:
+                    key = arglist[i]
+                    item = stored.get(key)
+                    if item is not None and item.expireat is not None:
+                        item = lookup(db, key)
+                    kind = t.type_
+                    if kind is not None and item is not None and type(item.value) is not kind:
+                        raise SimpleError(msgs.WRONGTYPE_MSG)
+                    default = None
+                    if not no_create and kind is not None and item is None and kind is not bytes:
+                        default = kind()
+                    arglist[i] = command_item = CommandItem(key, db, item, default=default)
+                    items.append(command_item)
+                result = getattr(sock, sig.func_name)(*arglist)
+                if to_resp2 and type(result) not in plain_replies and sock._resp_version == 2:
+                    result = convert_to_resp2(result)
+        except SimpleError as exc:
+            result = exc
+        for command_item in items:
+            writeback(command_item, remove_empty)
+        if subscribers or psubscribers:  # (fakeredis' own first test, without the call)
+            sock._keyspace_notifications(items, sig.name.encode())
+        if sock._subkey_events or publishes_subkey_events:
+            sock._subkey_notifications(items)
+        else:  # nothing is published before Redis 8.8; the hashes' expired fields are emptied, as fakeredis does
+            for command_item in items:
+                if type(command_item._value) is Hash:
+                    command_item._value.take_expired_fields()
+        kind = type(result)
+        return result if kind is bytes or kind is int else sock._convert_redis_result(runtime, result)
+
+    def slow_call(sock: Any, op: bytes, args: tuple[Any, ...]) -> Any:
+        """Everything else (subcommands, unknown commands, a subscribed connection) takes fakeredis' own path."""
         cmd = decode_command_bytes(op)
         if cmd in COMMANDS_WITH_SUB and args:
             cmd += " " + decode_command_bytes(to_arg(args[0]))
