@@ -226,6 +226,7 @@ def _install_fast_redis_call(server: Any) -> None:
     plain_replies = {bytes, int, type(None)}  # replies that RESP2 conversion leaves as they are
     plans: dict[tuple[int, int], Any] = {}  # (id of a Signature, argument count) -> argument plan
     publishes_subkey_events = server.version >= (8, 8)  # hash-field notifications exist from Redis 8.8 on
+    table_from = runtime.table_from
 
     def to_arg(value: Any) -> bytes:
         kind = type(value)
@@ -348,7 +349,15 @@ def _install_fast_redis_call(server: Any) -> None:
                 if type(command_item._value) is Hash:
                     command_item._value.take_expired_fields()
         kind = type(result)
-        return result if kind is bytes or kind is int else sock._convert_redis_result(runtime, result)
+        return result if kind is bytes or kind is int else to_lua(sock, result)
+
+    def to_lua(sock: Any, result: Any) -> Any:
+        """A command's reply as Lua sees it: fakeredis' conversion, with a short way for lists and nil."""
+        if type(result) is list:
+            return table_from([x if type(x) is bytes or type(x) is int else to_lua(sock, x) for x in result])
+        if result is None:
+            return False
+        return sock._convert_redis_result(runtime, result)
 
     def slow_call(sock: Any, op: bytes, args: tuple[Any, ...]) -> Any:
         """Everything else (subcommands, unknown commands, a subscribed connection) takes fakeredis' own path."""
@@ -384,6 +393,23 @@ def _install_fast_evalsha(server: Any) -> None:
     if server.server_type != "redis":
         return
     lua_error = LUA_MODULE.LuaError
+    lua_type = LUA_MODULE.lua_type
+
+    def from_lua(sock: Any, value: Any, nested: bool) -> Any:
+        """A script's reply as the client gets it: fakeredis' conversion, with a short way for the plain
+        arrays and strings that every script here returns (tables with ``ok``, ``err``, ``double`` or ``map``
+        and other values take fakeredis' own)."""
+        if type(value) is bytes:
+            return value
+        if (lua_type(value) != "table" or value[b"ok"] is not None or value[b"err"] is not None
+                or value[b"double"] is not None or value[b"map"] is not None):
+            return sock._convert_lua_result(value, nested)
+        items = []
+        index = 1
+        while (item := value[index]) is not None:
+            items.append(item if type(item) is bytes else from_lua(sock, item, True))
+            index += 1
+        return items
 
     def evalsha(sock: Any, fields: list[bytes]) -> Any:
         if (sock._queueing or sock._pubsub or sock._reply_off or sock._reply_skip or sock._reply_skip_next
@@ -435,7 +461,7 @@ def _install_fast_evalsha(server: Any) -> None:
                 finally:
                     sock._script_resp = None
                     sock._fieldsets = caller_fieldsets
-                result = sock._convert_lua_result(reply, nested=False)
+                result = from_lua(sock, reply, False)
                 if sock._resp_version == 2:
                     result = convert_to_resp2(result)
         except SimpleError as exc:
