@@ -221,10 +221,10 @@ def _install_fast_redis_call(server: Any) -> None:
     runtime = server._lua_runtime
     current = server._lua_current_socket
     subscribers, psubscribers = server.subscribers, server.psubscribers  # live containers, read at each call
-    commands: dict[bytes, Any] = {}  # command name as the script wrote it -> its Signature (None: the slow path)
-    not_in_scripts = {sig for sig in SUPPORTED_COMMANDS.values() if msgs.FLAG_NO_SCRIPT in sig.flags}
+    # command name as the script wrote it -> (its Signature, its argument plans by argument count, whether
+    # scripts may not call it), or None for the slow path
+    commands: dict[bytes, Any] = {}
     plain_replies = {bytes, int, type(None)}  # replies that RESP2 conversion leaves as they are
-    plans: dict[tuple[int, int], Any] = {}  # (id of a Signature, argument count) -> argument plan
     publishes_subkey_events = server.version >= (8, 8)  # hash-field notifications exist from Redis 8.8 on
     table_from = runtime.table_from
 
@@ -236,21 +236,19 @@ def _install_fast_redis_call(server: Any) -> None:
             return f"{value:.17g}".encode()
         raise SimpleError("ERR Lua redis lib command arguments must be strings or integers")
 
-    def plan_for(sig: Any, args: list[bytes], version: Any) -> Any:
+    def plan_for(sig: Any, sig_plans: dict[int, Any], args: list[bytes], version: Any) -> Any:
         """Which arguments are keys, which are parsed as numbers, and the command's flags (kept per command and
-        argument count)."""
-        plan = plans.get((id(sig), len(args)))
-        if plan is None:
-            sig.check_arity(args, version)  # raises for a wrong count; a plan is kept only for a valid one
-            types = list(sig.fixed)
-            types.extend(sig.repeat[i % len(sig.repeat)] for i in range(len(args) - len(types)))
-            first = [(i, t, isinstance(t, Key)) for i, t in enumerate(types)
-                     if (isinstance(t, Key) and t.missing_return is not Key.UNSPECIFIED)
-                     or (not isinstance(t, Key) and t is not bytes)]
-            keys = [(i, t) for i, t in enumerate(types) if isinstance(t, Key)]
-            plan = plans[(id(sig), len(args))] = (
-                first, keys, msgs.FLAG_DO_NOT_CREATE in sig.flags, msgs.FLAG_SKIP_CONVERT_TO_RESP2 not in sig.flags,
-                msgs.FLAG_LEAVE_EMPTY_VAL not in sig.flags)
+        argument count in ``sig_plans``)."""
+        sig.check_arity(args, version)  # raises for a wrong count; a plan is kept only for a valid one
+        types = list(sig.fixed)
+        types.extend(sig.repeat[i % len(sig.repeat)] for i in range(len(args) - len(types)))
+        first = [(i, t, isinstance(t, Key)) for i, t in enumerate(types)
+                 if (isinstance(t, Key) and t.missing_return is not Key.UNSPECIFIED)
+                 or (not isinstance(t, Key) and t is not bytes)]
+        keys = [(i, t) for i, t in enumerate(types) if isinstance(t, Key)]
+        plan = sig_plans[len(args)] = (
+            first, keys, msgs.FLAG_DO_NOT_CREATE in sig.flags, msgs.FLAG_SKIP_CONVERT_TO_RESP2 not in sig.flags,
+            msgs.FLAG_LEAVE_EMPTY_VAL not in sig.flags)
         return plan
 
     def lookup(db: Any, key: bytes) -> Any:
@@ -288,24 +286,25 @@ def _install_fast_redis_call(server: Any) -> None:
         """``redis.call``: fakeredis' ``_run_command`` for a command called from a script on a Redis-type
         server, in one function (it runs some thirty times per job)."""
         sock = current[0]
-        sig = commands.get(op, False)
-        if sig is False:
+        known = commands.get(op, False)
+        if known is False:
             name = decode_command_bytes(op)
             sig = None if name in COMMANDS_WITH_SUB else SUPPORTED_COMMANDS.get(name)
             if sig is not None and sock._server.server_type not in sig.server_types:
                 sig = None
-            commands[op] = sig
-        if sig is None or sock._pubsub:
+            known = commands[op] = None if sig is None else (sig, {}, msgs.FLAG_NO_SCRIPT in sig.flags)
+        if known is None or sock._pubsub:
             return slow_call(sock, op, args)
+        sig, sig_plans, refused = known
         arglist = [a if type(a) is bytes else to_arg(a) for a in args]
         items: list[Any] = []
         sock._subkey_events = []
         remove_empty = True
         try:
-            plan = plans.get((id(sig), len(arglist)))
+            plan = sig_plans.get(len(arglist))
             if plan is None:
-                plan = plan_for(sig, arglist, sock.version)
-            if sig in not_in_scripts:
+                plan = plan_for(sig, sig_plans, arglist, sock.version)
+            if refused:
                 raise SimpleError(msgs.COMMAND_IN_SCRIPT_MSG)
             first, keys, no_create, to_resp2, remove_empty = plan
             db = sock._db
