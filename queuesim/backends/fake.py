@@ -338,7 +338,8 @@ def _install_fast_redis_call(server: Any) -> None:
         except SimpleError as exc:
             result = exc
         for command_item in items:
-            writeback(command_item, remove_empty)
+            if command_item._modified or command_item._expireat_modified:
+                writeback(command_item, remove_empty)
         if subscribers or psubscribers:  # (fakeredis' own first test, without the call)
             sock._keyspace_notifications(items, sig.name.encode())
         if sock._subkey_events or publishes_subkey_events:

@@ -96,7 +96,11 @@ class Script:
         if head is None:
             head = self._field_heads[fixed] = [b"EVALSHA", self.sha.encode(), b"%d" % len(keys),
                                                *(encode_arg(x) for x in fixed)]
-        return [*head, *(encode_arg(a) for a in args[fixed_args:])]
+        out = list(head)
+        for a in args[fixed_args:]:
+            kind = type(a)
+            out.append(a.encode() if kind is str else b"%d" % a if kind is int else encode_arg(a))
+        return out
 
     def __call__(self, client: redis.Redis, keys: list[str], args: list[Any]) -> Any:
         try:
