@@ -291,3 +291,40 @@ def test_the_first_thread_keeps_its_connection_and_other_threads_share_the_pool(
     conn.close()  # disconnects the kept connection too; the next call connects it again
     assert q.add("after-close", {}).id == "402"
     assert q.get_job_counts("wait") == {"wait": 402}
+
+
+def test_the_short_xadd_parser_gives_what_the_general_one_gives() -> None:
+    from fakeredis.commands_mixins.streams_mixin import StreamsCommandsMixin
+
+    ours = make_fake_client(VirtualClock(0))  # installs the short parser
+    parse = StreamsCommandsMixin._parse_add_trim_args
+    general = parse.general  # type: ignore[attr-defined]
+    assert getattr(general, "_queuesim", False) is False
+    server = ours.connection_pool.connection_kwargs["server"]
+    conn = ours.connection_pool.get_connection()
+    conn.connect()
+    sock = conn._sock
+    shapes = [
+        (b"*", b"event", b"added"),
+        (b"MAXLEN", b"~", b"10000", b"*", b"event", b"added", b"jobId", b"1"),
+        (b"maxlen", b"~", b"5", b"*", b"event", b"added"),
+        (b"MAXLEN", b"=", b"5", b"*", b"event", b"added"),  # exact trimming: the general parser
+        (b"MAXLEN", b"~", b"-1", b"*", b"event", b"added"),  # a negative count: its error
+        (b"MAXLEN", b"~", b"x", b"*", b"event", b"added"),
+        (b"MAXLEN", b"~", b"99999999999999999999999", b"*", b"e", b"v"),
+        (b"NOMKSTREAM", b"*", b"event", b"added"),
+        (b"5-1", b"event", b"added"),
+        (b"MAXLEN", b"~", b"5", b"LIMIT", b"10", b"*", b"e", b"v"),
+    ]
+
+    def outcome(fn: object, args: tuple[bytes, ...]) -> object:
+        try:
+            return ("options", fn(sock, args, True))  # type: ignore[operator]
+        except Exception as exc:
+            return ("error", type(exc).__name__, str(exc))
+
+    for args in shapes:
+        assert outcome(parse, args) == outcome(general, args), args
+    server.config[b"stream-node-max-entries"] = b"7"  # the approximate limit follows the node size setting
+    assert outcome(parse, shapes[1]) == outcome(general, shapes[1])
+    ours.connection_pool.release(conn)

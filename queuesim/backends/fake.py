@@ -15,9 +15,12 @@ the bridge, and the only place that knows fakeredis' internals:
   collection after each script; we keep the compiled chunk and the SHA1 per script text and let Lua's
   incremental collector do its normal work;
 * fakeredis scans the whole Lua global table before every ``redis.call`` to catch scripts that create globals.
-  It still does that once after each script; our ``redis.call`` skips the per-call scan (a fifth of the cost
-  of a script), works out each command's argument plan once, and otherwise runs the command as fakeredis'
-  own dispatcher does.
+  Our ``redis.call`` skips that scan (a fifth of the cost of a script), works out each command's argument plan
+  once, wakes blocked or watching clients only when there are some, and otherwise runs the command as
+  fakeredis' own dispatcher does;
+* the backend's script calls take a lean EVALSHA (the same steps as fakeredis' general command path, in one
+  function) and the first calling thread keeps its connection;
+* XADD recognises the two shapes of the engine's events before trying its general option parser.
 
 Tested against the fakeredis range pinned in ``pyproject.toml``.
 """
@@ -100,6 +103,7 @@ def _install() -> None:
     stream_model.time = _ClockedTime()  # type: ignore[assignment]
     scripting_mixin.hashlib = _RememberedSha1()  # type: ignore[assignment]
     _compare_expiry_in_ms()
+    _parse_common_xadd_first()
     _installed = True
 
 
@@ -123,6 +127,34 @@ def _compare_expiry_in_ms() -> None:
 
     Database.expired = expired  # type: ignore[method-assign]
     Database._remove_expired = remove_expired  # type: ignore[method-assign]
+
+
+def _parse_common_xadd_first() -> None:
+    """Let fakeredis' XADD recognise the two shapes every event of the engine has, ``XADD key * field value…``
+    and ``XADD key MAXLEN ~ <count> * field value…``, before its general option parser (which tries each of
+    XADD's ten options in turn, and costs as much as the rest of the command). Any other shape goes to the
+    general parser; the options it returns for these two shapes are the same (``tests/test_fake_bridge.py``
+    compares them)."""
+    from fakeredis.commands_mixins.streams_mixin import StreamsCommandsMixin, _AddTrimArgs
+
+    general = StreamsCommandsMixin._parse_add_trim_args
+    if getattr(general, "_queuesim", False):
+        return
+
+    def parse(self: Any, args: tuple[bytes, ...], xadd: bool) -> Any:
+        if xadd and args:
+            if args[0] == b"*":
+                return _AddTrimArgs()
+            if (len(args) > 3 and args[3] == b"*" and args[1] == b"~" and args[0].lower() == b"maxlen"
+                    and args[2].isdigit() and len(args[2]) < 19):
+                node_max_entries = self._stream_node_limits()[0]
+                limit = min(100 * node_max_entries, 1000000) if node_max_entries > 0 else 10000
+                return _AddTrimArgs(maxlen=int(args[2]), approx=True, limit=limit, id_index=3)
+        return general(self, args, xadd)
+
+    parse._queuesim = True  # type: ignore[attr-defined]
+    parse.general = general  # type: ignore[attr-defined]
+    StreamsCommandsMixin._parse_add_trim_args = parse  # type: ignore[method-assign]
 
 
 class VirtualTimeConnection(FakeRedisConnection):
