@@ -264,6 +264,8 @@ def _install_fast_redis_call(server: Any) -> None:
         kind = type(value)
         if kind is bytes:
             return value
+        if kind is int and -10**17 < value < 10**17:  # the digits "%.17g" would give, sooner
+            return b"%d" % value
         if kind is int or kind is float:
             return f"{value:.17g}".encode()
         raise SimpleError("ERR Lua redis lib command arguments must be strings or integers")

@@ -490,7 +490,10 @@ class RedisBackend:
         entries = []
         for entry_id, flat in stored:
             ms, _, seq = _s(entry_id).partition("-")
-            entries.append((int(ms), int(seq), tuple(_s(x) for x in flat)))
+            if type(entry_id) is bytes:  # a client without decode_responses: every field is bytes too
+                entries.append((int(ms), int(seq), tuple([x.decode() for x in flat])))
+            else:
+                entries.append((int(ms), int(seq), tuple(flat)))
         return entries
 
     def queue_names(self) -> list[str]:
