@@ -189,10 +189,12 @@ class VirtualTimeConnection(FakeRedisConnection):
         token = _ACTIVE_CLOCK.set(self._queuesim_clock)
         try:
             for fields in commands:
-                reply = evalsha(sock, fields) if evalsha is not None and fields[0] == b"EVALSHA" else _QUEUED
+                if evalsha is not None and fields[0] == b"EVALSHA":
+                    reply = evalsha(sock, fields)
+                else:
+                    sock._process_command(fields)
+                    reply = _QUEUED
                 if reply is _QUEUED:  # fakeredis' own path: the reply waits in the connection's queue
-                    if evalsha is None or fields[0] != b"EVALSHA":
-                        sock._process_command(fields)
                     try:
                         replies.append(self.read_response())
                     except redis.exceptions.ResponseError as exc:

@@ -92,8 +92,9 @@ class RedisBackend:
     def _call_many(self, script: Script, queue: str, arg_lists: list[list[Any]]) -> list[Any]:
         """Run ``script`` once per argument list, in one round trip, and return the replies in order.
 
-        The calls are packed by hand (see :func:`~queuesim.backends.scripts.resp_command`) and sent on one
-        pooled connection. A NOSCRIPT reply (server restarted or flushed) loads the script and sends again:
+        On a Redis server the calls are packed by hand (see :func:`~queuesim.backends.scripts.resp_command`);
+        the embedded server takes them as argument lists. Either way they go out on one connection (see
+        :meth:`_exchange`). A NOSCRIPT reply (server restarted or flushed) loads the script and sends again:
         NOSCRIPT means none of the calls ran. An error reply of one call is raised after every reply was read,
         so the connection stays in step.
         """
