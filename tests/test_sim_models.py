@@ -5,6 +5,7 @@ law itself, not tuned to the output.
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from queuesim.sim import (
     Uniform,
 )
 from queuesim.sim.health import evaluate
+from queuesim.sim.streams import Draws
 
 N = 40_000
 
@@ -89,6 +91,61 @@ def count_until(process: object, until_ms: float, seed: int = 5) -> list[tuple[f
             break
         out.append((t, n))
     return out
+
+
+@pytest.mark.parametrize("law", [
+    Exponential(1_000), Uniform(0, 2_000), Erlang(3, 1_000), Gamma(0.5, 1_000), Lognormal(1_000, 2_000),
+    Empirical((100, 200, 300, 1_400)), Deterministic(750),
+], ids=lambda law: type(law).__name__)
+def test_a_block_of_samples_is_the_same_as_one_sample_after_another(law: object) -> None:
+    one_by_one = np.random.default_rng(7)
+    by_block = np.random.default_rng(7)
+    singles = [law.sample(one_by_one) for _ in range(700)]  # type: ignore[attr-defined]
+    blocks = law.sample_block(by_block, 300) + law.sample_block(by_block, 400)  # type: ignore[attr-defined]
+    assert blocks == singles
+    assert all(type(x) is float for x in blocks)
+
+
+def test_draws_give_the_single_samples_in_order_whatever_the_block_size() -> None:
+    law = Lognormal(300, 500)
+    rng = np.random.default_rng(11)
+    singles = [law.sample(rng) for _ in range(1_000)]
+    for size in (1, 7, 256, 5_000):
+        draws = Draws.of_law(law, np.random.default_rng(11), size)
+        assert [draws() for _ in range(1_000)] == singles
+    uniform = Draws.uniform(np.random.default_rng(3), 64)
+    rng = np.random.default_rng(3)
+    assert [uniform() for _ in range(200)] == [rng.random() for _ in range(200)]
+    # a law with no block draw (two kinds of draw per sample) is drawn one sample at a time
+    hyper = HyperExponential.balanced(1_000, 4.0)
+    draws = Draws.of_law(hyper, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    assert [draws() for _ in range(300)] == [hyper.sample(rng) for _ in range(300)]
+    with pytest.raises(OptionError, match="size"):
+        Draws(lambda n: [0.0] * n, 0)
+
+
+def test_poisson_gaps_drawn_ahead_are_the_gaps_drawn_one_at_a_time() -> None:
+    ahead = list(itertools.islice(Poisson(3.6).epochs(np.random.default_rng(9), 5.0), 1_000))
+    single = list(itertools.islice(Poisson(3.6).epochs(np.random.default_rng(9), 5.0, block=1), 1_000))
+    assert ahead == single
+    rng = np.random.default_rng(9)
+    t = 5.0
+    for epoch in single[:50]:
+        t += float(rng.exponential(1000 / 3.6))
+        assert epoch == (t, 1)
+
+
+def test_a_random_batch_size_draws_between_the_gaps_of_its_poisson_process() -> None:
+    # the sizes come from the same stream as the gaps: gap, size, gap, size... as if drawn one by one
+    size = Empirical((1, 2, 3))
+    for process in (Batch(Poisson(2.0), size), Batch(Batch(Poisson(2.0), 2), size)):
+        epochs = list(itertools.islice(process.epochs(np.random.default_rng(4), 0.0), 300))
+        rng = np.random.default_rng(4)
+        t = 0.0
+        for epoch in epochs:
+            t += float(rng.exponential(500.0))
+            assert epoch == (t, max(1, round(size.sample(rng))))
 
 
 def test_poisson_arrivals_come_at_their_rate_with_exponential_gaps() -> None:

@@ -61,12 +61,15 @@ class Poisson:
     def __post_init__(self) -> None:
         _positive("rate_per_s", self.rate_per_s)
 
-    def epochs(self, rng: np.random.Generator, start_ms: float) -> Epochs:
+    def epochs(self, rng: np.random.Generator, start_ms: float, *, block: int = 256) -> Epochs:
+        """``block``: gaps drawn per NumPy call. A block gives the same values as one call per gap, at a
+        fraction of the cost, but draws ahead: use 1 when something else draws from ``rng`` between epochs."""
         mean_gap = 1000.0 / self.rate_per_s
         t = start_ms
         while True:
-            t += rng.exponential(mean_gap)
-            yield t, 1
+            for gap in rng.exponential(mean_gap, block).tolist():
+                t += gap
+                yield t, 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +106,16 @@ class Batch:
         elif not hasattr(self.size, "sample"):
             raise OptionError("size", f"must be an integer >= 1 or a law with sample(rng), got {self.size!r}")
 
-    def epochs(self, rng: np.random.Generator, start_ms: float) -> Epochs:
+    def epochs(self, rng: np.random.Generator, start_ms: float, *, block: int = 256) -> Epochs:
+        """``block`` is handed to an inner :class:`Poisson` (or Batch): 1 when a random size draws from ``rng``
+        between epochs, so the gaps are not drawn ahead of it."""
         fixed = self.size if isinstance(self.size, int) else None
-        for t, _ in self.process.epochs(rng, start_ms):
+        inner = self.process
+        if isinstance(inner, Poisson | Batch):
+            epochs = inner.epochs(rng, start_ms, block=block if fixed is not None else 1)
+        else:
+            epochs = inner.epochs(rng, start_ms)
+        for t, _ in epochs:
             n = fixed if fixed is not None else max(1, round(self.size.sample(rng)))  # type: ignore[attr-defined]
             yield t, n
 

@@ -38,7 +38,7 @@ from queuesim.sim.clock import SimClock
 from queuesim.sim.execution import DependencyCalls, FirstAttempt
 from queuesim.sim.jobs import JobType, Saga
 from queuesim.sim.recorder import Recorder
-from queuesim.sim.streams import Streams
+from queuesim.sim.streams import Draws, Streams
 from queuesim.sim.workers import Dispatch, SimWorker
 
 __all__ = ["BACKENDS", "SimQueue", "Simulation"]
@@ -84,6 +84,8 @@ class SimQueue:
         #: the random streams of each job type (the same generators Streams hands out, looked up once)
         self._service_rngs: dict[str, np.random.Generator] = {}
         self._failure_rngs: dict[str, np.random.Generator] = {}
+        #: a job type's (service, failure) streams drawn a block at a time: only its attempts draw from them
+        self._draws: dict[str, tuple[Draws, Draws]] = {}
         #: per job name: the add validated once by the queue, and the queue defaults it was validated with
         self._prepared: dict[str, tuple[tuple[str, str, Any], Any]] = {}
 
@@ -104,6 +106,14 @@ class SimQueue:
         if rng is None:
             rng = self._failure_rngs[name] = self.sim.streams.failures(f"{self.name}/{name}")
         return rng
+
+    def draws(self, spec: JobType) -> tuple[Draws, Draws]:
+        """The service-time and failure draws of a job type (its first attempts and its retries alike)."""
+        pair = self._draws.get(spec.name)
+        if pair is None:
+            pair = self._draws[spec.name] = (Draws.of_law(spec.service, self.service_rng(spec.name)),
+                                             Draws.uniform(self.failure_rng(spec.name)))
+        return pair
 
     def data(self, spec: JobType | Saga) -> Any:
         if not spec.data_bytes:
@@ -132,13 +142,12 @@ class SimQueue:
         priority = spec.effective_priority
         recorder = sim.recorder
         if isinstance(spec, JobType):
-            service, failures = spec.service, spec.failures
-            service_rng = self.service_rng(spec.name)
-            failure_rng = self.failure_rng(spec.name) if failures is not None else None
+            service, failure = self.draws(spec)
+            fails = spec.failures is not None
             for job_id in ids:
                 recorder.note_added(self.name, job_id, priority)
-                ms = service.sample(service_rng)
-                u = failure_rng.random() if failure_rng is not None else None
+                ms = service()
+                u = failure() if fails else None
                 self.first_attempts[job_id] = FirstAttempt(int(ms + 0.5) if ms > 0 else 0, u)
         else:
             for job_id in ids:

@@ -79,13 +79,18 @@ def _error(kind: str, what: str, retry_after_ms: int) -> BaseException:
 
 @dataclass(slots=True)
 class AttemptContext:
-    """Everything an attempt needs: the environment, its random streams and where to record saga steps."""
+    """Everything an attempt needs: the environment, its random streams and where to record saga steps.
+
+    A job type's attempts draw through ``draws`` (its service and failure streams, drawn a block at a time,
+    see :class:`queuesim.sim.streams.Draws`); a saga's steps, each with its own law, draw from the generators.
+    """
 
     env: simpy.Environment
     service_rng: np.random.Generator
     failure_rng: np.random.Generator
     dependencies: DependencyCalls
     record_step: Callable[[str, str, str, int], None]
+    draws: tuple[Callable[[], float], Callable[[], float]] | None = None
 
 
 def _decide(ctx: AttemptContext, what: str, failures: Failures | None, dependency: Dependency | None,
@@ -136,8 +141,11 @@ def run_attempt(ctx: AttemptContext, spec: JobType | Saga, job: Job, first: Firs
     if first is not None:
         duration, u = first.service_ms, first.u
     else:
-        duration = _ms(spec.service.sample(ctx.service_rng))
-        u = ctx.failure_rng.random() if spec.failures is not None else None
+        if ctx.draws is None:
+            raise ValueError("a job type's attempt needs the job type's draws (AttemptContext.draws)")
+        service, failure = ctx.draws
+        duration = _ms(service())
+        u = failure() if spec.failures is not None else None
     return (yield from _work(ctx, f"job {job.id}", duration, spec.failures, spec.dependency, u, job.opts.timeout))
 
 

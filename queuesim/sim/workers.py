@@ -257,7 +257,8 @@ class SimWorker:
                                        self.id)
 
             ctx = AttemptContext(self.env, squeue.service_rng(job.name), squeue.failure_rng(job.name),
-                                 sim.dependency_calls, record_step)
+                                 sim.dependency_calls, record_step,
+                                 squeue.draws(spec) if isinstance(spec, JobType) else None)
             outcome = yield from run_attempt(ctx, spec, job, first)
         self.busy_ms += int(self.env.now) - start
         yield from self._gate()
