@@ -305,7 +305,13 @@ def main() -> None:
                                "python": platform.python_version(), "cores": os.cpu_count()}
     for key, section in (("a", section_a), ("b", section_b), ("c", section_c), ("d", section_d)):
         if key in args.only:
+            steal_before, start = steal_ticks(), time.perf_counter()
             section(args, results)
+            steal_after, wall = steal_ticks(), time.perf_counter() - start
+            if steal_before is not None and steal_after is not None:
+                share = (steal_after - steal_before) / os.sysconf("SC_CLK_TCK") / (wall * (os.cpu_count() or 1))
+                results[f"steal_{key}"] = share
+                print(f"  (the hypervisor took {100 * share:.1f} % of the cores' time during this section)")
     (BENCH / "results.json").write_text(json.dumps(results, indent=2))
 
 
