@@ -14,24 +14,41 @@ Variants (memory backend, streaming statistics):
 * ``no recorder, no packing`` — both;
 * ``no events`` — the backend writes no events at all (so the recorder has nothing to read).
 
+On a shared machine the CPU time of a run varies by 10 % or more from one minute to the next, which hides
+the smaller parts. ``--instructions`` counts instead the machine instructions each variant executes per job,
+under valgrind (``cachegrind`` without cache simulation): two runs per variant, of ``--jobs`` and of three
+times as many jobs, whose difference leaves out Python's start-up. The count is the same from one run to the
+next (string hashing is fixed with ``PYTHONHASHSEED=0``). These runs cap the events stream at 2,000 entries, so
+that they pack and trim it as a long run does.
+
 Usage::
 
     python bench/ablation_sim.py [--jobs 60000] [--rounds 3]
+    python bench/ablation_sim.py --instructions [--jobs 2000]      # needs valgrind; a few minutes
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 import time
 
+#: the events stream's cap in the runs under valgrind, far below the simulation's 50,000 so that these short
+#: runs pack and trim the stream too (each entry is packed once and dropped once whatever the cap, so the cost
+#: per job is the one of a long run)
+INSTRUCTIONS_CAP = 2_000
+
 VARIANTS = ("everything", "no recorder", "no packing", "no recorder, no packing", "no events")
 
 
-def child(variant: str, jobs: int) -> dict[str, float]:
-    """One run of ``variant``: CPU seconds per job."""
+def child(variant: str, jobs: int, max_len_events: int | None = None) -> dict[str, float]:
+    """One run of ``variant``: CPU seconds per job (``max_len_events``: the events stream's cap, the
+    simulation's default when None)."""
     from queuesim.backends import memory
     from queuesim.sim import Exponential, JobType, Poisson, Simulation
 
@@ -44,7 +61,10 @@ def child(variant: str, jobs: int) -> dict[str, float]:
     if "no recorder" in variant or variant == "no events":
         sim.recorder.pull = lambda: None  # type: ignore[method-assign]
         sim._check_complete = lambda: None  # type: ignore[method-assign]
-    sim.queue("bench")
+    if max_len_events is None:
+        sim.queue("bench")
+    else:
+        sim.queue("bench", max_len_events=max_len_events)
     sim.add_workers("bench", count=4)
     sim.add_arrivals("bench", JobType("work", Exponential(1000), options={"remove_on_complete": True}),
                      Poisson(3.6))
@@ -54,14 +74,45 @@ def child(variant: str, jobs: int) -> dict[str, float]:
     return {"us_per_job": 1e6 * cpu / jobs}
 
 
+def instructions(variant: str, jobs: int) -> int:
+    """Machine instructions of one run of ``variant``, start-up included, counted by valgrind."""
+    # fixed string hashing, and no idle BLAS threads spinning (their instructions would count too)
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                          sys.executable, __file__, "--child", variant, str(jobs), str(INSTRUCTIONS_CAP)],
+                         capture_output=True, text=True, check=True, env=env)
+    match = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+    if match is None:
+        raise SystemExit(f"no instruction count in valgrind's output:\n{out.stderr[-2000:]}")
+    return int(match.group(1).replace(",", ""))
+
+
+def count_instructions(jobs: int) -> None:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind on the PATH")
+    per_job = {v: (instructions(v, 3 * jobs) - instructions(v, jobs)) / (2 * jobs) for v in VARIANTS}
+    print(f"M/M/4 at rho=0.9, memory backend, streaming statistics; machine instructions per job "
+          f"(runs of {jobs:,} and {3 * jobs:,} jobs)")
+    base = per_job["everything"]
+    for variant in VARIANTS:
+        n = per_job[variant]
+        print(f"  {variant:<26}{n:12,.0f}   {100 * (base - n) / base:5.1f} % less than everything")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        print(json.dumps(child(sys.argv[2], int(sys.argv[3]))))
+        cap = int(sys.argv[4]) if len(sys.argv) > 4 else None
+        print(json.dumps(child(sys.argv[2], int(sys.argv[3]), cap)))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--jobs", type=int, default=60_000)
+    ap.add_argument("--jobs", type=int, default=None, help="jobs per run (60,000; 2,000 with --instructions)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--instructions", action="store_true", help="count instructions under valgrind")
     args = ap.parse_args()
+    if args.instructions:
+        count_instructions(args.jobs or 2_000)
+        return
+    args.jobs = args.jobs or 60_000
     best: dict[str, float] = {}
     for _ in range(args.rounds):
         for variant in VARIANTS:
