@@ -210,13 +210,17 @@ class Lognormal:
         _positive("mean_ms", self.mean_ms)
         _positive("sd_ms", self.sd_ms)
 
-    def sample(self, rng: np.random.Generator) -> float:
+    def _log_params(self) -> tuple[float, float]:
+        """The mean and standard deviation of the logarithm that give this law's own mean and sd."""
         sigma2 = math.log1p((self.sd_ms / self.mean_ms) ** 2)
-        return float(rng.lognormal(math.log(self.mean_ms) - sigma2 / 2, math.sqrt(sigma2)))
+        return math.log(self.mean_ms) - sigma2 / 2, math.sqrt(sigma2)
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return float(rng.lognormal(*self._log_params()))
 
     def sample_block(self, rng: np.random.Generator, n: int) -> list[float]:
-        sigma2 = math.log1p((self.sd_ms / self.mean_ms) ** 2)
-        return rng.lognormal(math.log(self.mean_ms) - sigma2 / 2, math.sqrt(sigma2), n).tolist()  # type: ignore[no-any-return]
+        mu, sigma = self._log_params()
+        return rng.lognormal(mu, sigma, n).tolist()  # type: ignore[no-any-return]
 
     @property
     def scv(self) -> float:
