@@ -16,10 +16,10 @@ Variants (memory backend, streaming statistics):
 
 On a shared machine the CPU time of a run varies by 10 % or more from one minute to the next, which hides
 the smaller parts. ``--instructions`` counts instead the machine instructions each variant executes per job,
-under valgrind (``cachegrind`` without cache simulation): two runs per variant, of ``--jobs`` and of three
-times as many jobs, whose difference leaves out Python's start-up. The count is the same from one run to the
-next (string hashing is fixed with ``PYTHONHASHSEED=0``). These runs cap the events stream at 2,000 entries, so
-that they pack and trim it as a long run does.
+under valgrind (``cachegrind`` without cache simulation), the way ``bench/instructions.py`` counts them: two
+runs per variant, of ``--jobs`` and of three times as many jobs, whose difference leaves out Python's start-up.
+The count is the same from one run to the next (string hashing is fixed with ``PYTHONHASHSEED=0``). These runs
+cap the events stream at 2,000 entries, so that they pack and trim it as a long run does.
 
 Usage::
 
@@ -31,71 +31,54 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-#: the events stream's cap in the runs under valgrind, far below the simulation's 50,000 so that these short
-#: runs pack and trim the stream too (each entry is packed once and dropped once whatever the cap, so the cost
-#: per job is the one of a long run)
-INSTRUCTIONS_CAP = 2_000
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from instructions import EVENTS_CAP, count, per_job
 
 VARIANTS = ("everything", "no recorder", "no packing", "no recorder, no packing", "no events")
 
 
 def child(variant: str, jobs: int, max_len_events: int | None = None) -> dict[str, float]:
     """One run of ``variant``: CPU seconds per job (``max_len_events``: the events stream's cap, the
-    simulation's default when None)."""
+    simulation's default when None), and the jobs added."""
+    from suite import bench_simulation, until_ms_for
+
     from queuesim.backends import memory
-    from queuesim.sim import Exponential, JobType, Poisson, Simulation
 
     if "no packing" in variant:
         memory._Stream.trim = lambda self, max_len, approx, limit: 0  # type: ignore[method-assign]
         memory._Stream.maybe_trim = lambda self, max_len: None  # type: ignore[method-assign]
     if variant == "no events":
         memory.MemoryBackend._emit = lambda self, q, now, fields, capped=True: None  # type: ignore[method-assign]
-    sim = Simulation(seed=1, backend="memory", record="stats")
+    sim = bench_simulation("memory", 1, "stats", max_len_events)
     if "no recorder" in variant or variant == "no events":
-        sim.recorder.pull = lambda: None  # type: ignore[method-assign]
-        sim._check_complete = lambda: None  # type: ignore[method-assign]
-    if max_len_events is None:
-        sim.queue("bench")
-    else:
-        sim.queue("bench", max_len_events=max_len_events)
-    sim.add_workers("bench", count=4)
-    sim.add_arrivals("bench", JobType("work", Exponential(1000), options={"remove_on_complete": True}),
-                     Poisson(3.6))
+        sim.recorder.pull = lambda: None
+        sim._check_complete = lambda: None
     start = time.process_time()
-    sim.run(until_ms=int(jobs / 3.6 * 1000))
+    sim.run(until_ms=until_ms_for(jobs))
     cpu = time.process_time() - start
-    return {"us_per_job": 1e6 * cpu / jobs}
+    return {"us_per_job": 1e6 * cpu / jobs, "arrivals": sim.queues["bench"].arrivals}
 
 
-def instructions(variant: str, jobs: int) -> int:
-    """Machine instructions of one run of ``variant``, start-up included, counted by valgrind."""
-    # fixed string hashing, and no idle BLAS threads spinning (their instructions would count too)
-    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-                          sys.executable, __file__, "--child", variant, str(jobs), str(INSTRUCTIONS_CAP)],
-                         capture_output=True, text=True, check=True, env=env)
-    match = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
-    if match is None:
-        raise SystemExit(f"no instruction count in valgrind's output:\n{out.stderr[-2000:]}")
-    return int(match.group(1).replace(",", ""))
+def instructions(variant: str, jobs: int) -> tuple[int, int]:
+    """Machine instructions of one run of ``variant`` (start-up included), counted by valgrind, and the jobs
+    it added."""
+    n, out = count([sys.executable, __file__, "--child", variant, str(jobs), str(EVENTS_CAP)])
+    return n, int(json.loads(out.strip().splitlines()[-1])["arrivals"])
 
 
 def count_instructions(jobs: int) -> None:
-    if shutil.which("valgrind") is None:
-        raise SystemExit("--instructions needs valgrind on the PATH")
-    per_job = {v: (instructions(v, 3 * jobs) - instructions(v, jobs)) / (2 * jobs) for v in VARIANTS}
+    counts = {v: per_job(lambda n, v=v: instructions(v, n), jobs) for v in VARIANTS}
     print(f"M/M/4 at rho=0.9, memory backend, streaming statistics; machine instructions per job "
           f"(runs of {jobs:,} and {3 * jobs:,} jobs)")
-    base = per_job["everything"]
+    base = counts["everything"]
     for variant in VARIANTS:
-        n = per_job[variant]
+        n = counts[variant]
         print(f"  {variant:<26}{n:12,.0f}   {100 * (base - n) / base:5.1f} % less than everything")
 
 

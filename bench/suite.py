@@ -16,7 +16,8 @@ c. **Live on a real Redis** (a private ``redis-server`` on a free port) — no-o
    concurrency 1 and 50 (``bench/engine_bench.py``'s protocol). Peers: the Python ``bullmq`` package and, when
    ``npm`` is available, Node BullMQ (``node_bullmq_bench.js``).
 d. **Scaling on the memory backend** — 10k / 100k / 1M jobs with streaming statistics, each run in a fresh
-   process, ``--runs`` times per size: median wall and CPU time (they should grow linearly) and peak RSS. The
+   process, ``--runs`` times per size, the sizes alternating: median wall and CPU time (they should grow
+   linearly) and peak RSS. The
    share of time the hypervisor took from the machine (steal) is printed next to each size: wall time holds it,
    CPU time does not.
 
@@ -76,18 +77,33 @@ def steal_ticks() -> int | None:
         return None
 
 
+def bench_simulation(backend: str, seed: int, record: str, max_len_events: int | None = None) -> Any:
+    """The M/M/4 benchmark scenario, set up and not run yet (``max_len_events``: the events stream's cap, the
+    simulation's default when None)."""
+    from queuesim.sim import Exponential, JobType, Poisson, Simulation
+
+    sim = Simulation(seed=seed, backend=backend, record=record)
+    if max_len_events is None:
+        sim.queue("bench")
+    else:
+        sim.queue("bench", max_len_events=max_len_events)
+    sim.add_workers("bench", count=SERVERS)
+    sim.add_arrivals("bench", JobType("work", Exponential(MEAN_SERVICE_MS), options={"remove_on_complete": True}),
+                     Poisson(LAMBDA_PER_S))
+    return sim
+
+
+def until_ms_for(jobs: int) -> int:
+    """The simulated time in which about ``jobs`` jobs arrive."""
+    return int(jobs / LAMBDA_PER_S * 1000)
+
+
 def child_sim(backend: str, jobs: int, seed: int, record: str) -> dict[str, Any]:
     """Run the M/M/4 scenario for about ``jobs`` arrivals; returns jobs finished, wall and CPU seconds, the
     share of the wall time the hypervisor took away from the machine's cores (steal), the mean wait and the
     peak RSS."""
-    from queuesim.sim import Exponential, JobType, Poisson, Simulation
-
-    sim = Simulation(seed=seed, backend=backend, record=record)
-    sim.queue("bench")
-    sim.add_workers("bench", count=SERVERS)
-    sim.add_arrivals("bench", JobType("work", Exponential(MEAN_SERVICE_MS), options={"remove_on_complete": True}),
-                     Poisson(LAMBDA_PER_S))
-    until_ms = int(jobs / LAMBDA_PER_S * 1000)
+    sim = bench_simulation(backend, seed, record)
+    until_ms = until_ms_for(jobs)
     steal_before = steal_ticks()
     cpu_start = time.process_time()
     start = time.perf_counter()
@@ -258,10 +274,14 @@ def section_c(args: argparse.Namespace, results: dict[str, Any]) -> None:
 def section_d(args: argparse.Namespace, results: dict[str, Any]) -> None:
     sizes = [int(s) for s in args.scaling.split(",")]
     print(f"\n(d) scaling on the memory backend, streaming statistics, a fresh process per run (median of "
-          f"{args.runs} runs per size)")
+          f"{args.runs} runs per size, the sizes alternating)")
+    # the sizes alternate (10k, 100k, 1M, then again…) like the measures of the other sections: a machine
+    # whose speed wanders from one minute to the next then slows every size alike, not just the one it ran
+    all_runs = interleaved(args.runs, {str(n): (lambda _seed, n=n: in_child("memory", n, 1, "stats"))
+                                       for n in sizes})
     rows = []
     for n in sizes:
-        runs = [in_child("memory", n, 1, "stats") for _ in range(args.runs)]
+        runs = all_runs[str(n)]
         r = dict(runs[0])
         r["wall_s"] = statistics.median(x["wall_s"] for x in runs)
         r["cpu_s"] = statistics.median(x["cpu_s"] for x in runs)
