@@ -28,8 +28,10 @@ local keepCount, keepAge, keepLimit = tonumber(ARGV[10]), tonumber(ARGV[11]), to
 local jobKey = keys.base .. jobId
 
 local exists = redis.call("EXISTS", jobKey) == 1
-if target == "completed" and exists then
-  -- a flow parent completes only when every child is done and none failed it
+if target == "completed" and exists
+    and redis.call("EXISTS", jobKey .. ":dependencies", jobKey .. ":unsuccessful") ~= 0 then
+  -- a flow parent completes only when every child is done and none failed it (Redis deletes an emptied set,
+  -- so a job that is no flow parent has neither key and one EXISTS tells)
   if redis.call("SCARD", jobKey .. ":dependencies") ~= 0 then return -4 end
   if redis.call("ZCARD", jobKey .. ":unsuccessful") ~= 0 then return -9 end
 end
@@ -42,7 +44,9 @@ redis.call("XTRIM", keys.events, "MAXLEN", "~", meta.maxEvents)
 local function emitUntrimmed(...)
   redis.call("XADD", keys.events, "*", ...)
 end
-local deid = releaseDedupOnFinish(keys.base, jobKey, jobId)
+-- the job's deduplication id and parent reference, read at once (nothing below changes them before use)
+local own = redis.call("HMGET", jobKey, "deid", "parentKey", "parent")
+local deid = releaseDedupOnFinish(keys.base, own[1], jobId)
 if deid then
   -- deduplication keepLastIfActive: the newest duplicate added while this job ran becomes a job now, with
   -- the id it would have had then
@@ -75,7 +79,7 @@ if target == "failed" then field = "failedReason" end
 if stacktrace ~= "" then redis.call("HSET", jobKey, "stacktrace", stacktrace) end
 
 -- a flow child tells its parent, before its own hash may be removed below
-local parentRef = readParentRef(jobKey)
+local parentRef = readParentRef(own[2], own[3])
 if parentRef then
   if target == "completed" then
     childCompleted(parentRef, jobKey, value, now)

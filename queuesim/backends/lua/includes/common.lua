@@ -210,10 +210,6 @@ local function leaveActive(keys, jobKey, jobId, token, exists)
   return 0
 end
 
-local function hashToArray(jobKey)
-  return redis.call("HGETALL", jobKey)
-end
-
 -- Is this job the pending iteration of a live job scheduler? The "repeat" set holds, per scheduler, the due
 -- time of its next iteration, whose id is "repeat:<schedulerId>:<dueMs>". Such a job cannot be removed,
 -- drained or cleaned directly (BullMQ's code -8): only the scheduler itself may replace or remove it.
@@ -227,9 +223,9 @@ end
 
 -- A finishing job (completed or failed for good) gives up its deduplication key. A key with a ttl stays until
 -- it expires (throttle / debounce windows outlive the job); one without a ttl is deleted when this job still
--- owns it. Returns the deduplication id (nil when the job has none).
-local function releaseDedupOnFinish(base, jobKey, jobId)
-  local deid = redis.call("HGET", jobKey, "deid")
+-- owns it. ``deid`` is the job's deduplication id (its hash's "deid" field, false when it has none); it is
+-- returned, or nil when the job has none.
+local function releaseDedupOnFinish(base, deid, jobId)
   if not deid then return nil end
   local deKey = base .. "de:" .. deid
   local pttl = redis.call("PTTL", deKey)

@@ -5,6 +5,42 @@
 
   Returns { jobFields or 0, jobId or 0, rateLimitTtl, nextDelayedMs, pausedOrMaxed }.
 ]]
+-- An attempt starts: the job hash gets processedOn, the worker's name (when it has one) and one more started
+-- attempt ("ats"). The hash was just read (``fields``, as HGETALL gives it), so one HSET writes all three, and
+-- ``fields`` is brought up to date in place: a field keeps its place and a new one goes at the end, in the order
+-- a Redis hash keeps them.
+local function startAttempt(jobKey, fields, now, workerName)
+  local named = workerName and workerName ~= ""
+  local values = {processedOn = string.format("%d", now), ats = "1"}
+  if named then values.pb = workerName end
+  local at = {}
+  for i = 1, #fields, 2 do
+    local f = fields[i]
+    if values[f] then
+      at[f] = i + 1
+      if f == "ats" then
+        local started = tonumber(fields[i + 1])
+        if not started or started ~= math.floor(started) then error("ERR hash value is not an integer") end
+        values.ats = string.format("%d", started + 1)
+      end
+    end
+  end
+  local args = {"processedOn", values.processedOn}
+  if named then args[3] = "pb"; args[4] = workerName end
+  args[#args + 1] = "ats"
+  args[#args + 1] = values.ats
+  redis.call("HSET", jobKey, unpack(args))
+  for i = 1, #args, 2 do
+    local f = args[i]
+    if at[f] then
+      fields[at[f]] = args[i + 1]
+    else
+      fields[#fields + 1] = f
+      fields[#fields + 1] = args[i + 1]
+    end
+  end
+end
+
 local function fetchNextJob(keys, meta, now, token, lockMs, workerMax, workerDuration, workerName)
   promoteDueDelayed(keys, meta, keys.base, now)
 
@@ -50,12 +86,8 @@ local function fetchNextJob(keys, meta, now, token, lockMs, workerMax, workerDur
     redis.call("SET", jobKey .. ":lock", token, "PX", lockMs)
   end
   emit(keys.events, meta.maxEvents, "event", "active", "jobId", jobId, "prev", "waiting")
-  if workerName and workerName ~= "" then
-    redis.call("HSET", jobKey, "processedOn", now, "pb", workerName)
-  else
-    redis.call("HSET", jobKey, "processedOn", now)
-  end
-  redis.call("HINCRBY", jobKey, "ats", 1)
+  local fields = redis.call("HGETALL", jobKey)
+  startAttempt(jobKey, fields, now, workerName)
   addBaseMarkerIfReady(keys.marker, meta, keys.active)
-  return {hashToArray(jobKey), jobId, 0, 0, 0}
+  return {fields, jobId, 0, 0, 0}
 end

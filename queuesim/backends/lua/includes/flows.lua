@@ -45,15 +45,14 @@ local function releaseParent(queueKey, parentId, parentKey, now)
 end
 
 -- The parent reference stored on a child: its id, queue key and failure policy (nil when there is none).
-local function readParentRef(jobKey)
-  local f = redis.call("HMGET", jobKey, "parentKey", "parent")
-  if not f[1] then return nil end
-  local ok, ref = pcall(cjson.decode, f[2] or "")
+local function readParentRef(parentKey, parentJson)
+  if not parentKey then return nil end
+  local ok, ref = pcall(cjson.decode, parentJson or "")
   if not ok or type(ref) ~= "table" then ref = {} end
   -- the parent key is "<queueKey>:<id>"; fall back to it when the stored JSON lacks a field
-  local queueKey, parentId = string.match(f[1], "^(.*):([^:]+)$")
+  local queueKey, parentId = string.match(parentKey, "^(.*):([^:]+)$")
   return {
-    key = f[1],
+    key = parentKey,
     id = ref["id"] or parentId,
     queueKey = ref["queueKey"] or queueKey,
     fpof = ref["fpof"] == true, cpof = ref["cpof"] == true, idof = ref["idof"] == true, rdof = ref["rdof"] == true,
