@@ -73,7 +73,11 @@ if deid then
     redis.call("DEL", nextKey)
   end
 end
-local attemptsMade = redis.call("HINCRBY", jobKey, "atm", 1)
+-- a completed job removed at once (removeOnComplete true or 0) has no hash left to count this attempt in
+local attemptsMade = 0
+if target ~= "completed" or keepCount ~= 0 then
+  attemptsMade = redis.call("HINCRBY", jobKey, "atm", 1)
+end
 local field = "returnvalue"
 if target == "failed" then field = "failedReason" end
 if stacktrace ~= "" then redis.call("HSET", jobKey, "stacktrace", stacktrace) end
