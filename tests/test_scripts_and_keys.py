@@ -61,3 +61,36 @@ def test_key_names_are_bullmq_names(fake_env: Env) -> None:
             "bull:mail:3"} <= keys
     fields = fake_env.conn.client.hgetall("bull:mail:1")
     assert {b"name", b"data", b"opts", b"timestamp", b"delay", b"priority"} <= set(fields)
+
+
+def test_a_fetch_hands_over_the_job_hash_exactly_as_it_is_stored_after_the_attempt_starts(env: Env) -> None:
+    """A fetch reads the job hash and then writes ``processedOn``, ``pb`` and ``ats`` in one go; the fields it
+    hands to the worker must be the stored hash after that write, values and field order alike, on every
+    attempt (the first creates ``ats``, a later one increments it in place)."""
+    from queuesim.backends.base import FetchArgs
+
+    q = env.queue()
+    job = q.add("send", {"to": "a@example.com"}, attempts=3)
+    key = f"bull:{q.name}:{job.id}"
+
+    def stored() -> list[tuple[str, str]]:
+        raw = env.conn.client.hgetall(key)
+        return [(k.decode() if isinstance(k, bytes) else k, v.decode() if isinstance(v, bytes) else v)
+                for k, v in raw.items()]
+
+    worker = env.worker(q)
+    for attempt, worker_name in ((1, "mailer-1"), (2, None), (3, "mailer-3")):
+        env.advance(5)
+        before = env.now()
+        got = q.backend.move_to_active(q.name, FetchArgs(f"tok-{attempt}", 30_000, None, worker_name))
+        assert got.job_id == job.id
+        assert got.fields is not None
+        assert list(got.fields.items()) == stored()
+        assert got.fields["ats"] == str(attempt)
+        assert before <= int(got.fields["processedOn"]) <= env.now()
+        assert got.fields.get("pb") == ("mailer-3" if attempt == 3 else "mailer-1")  # an unnamed fetch keeps it
+        fetched = queuesim.Job.from_hash(job.id, got.fields, q, f"tok-{attempt}")
+        assert fetched.attempts_started == attempt
+        if attempt < 3:
+            worker.active[job.id] = fetched
+            assert worker.fail(fetched, RuntimeError("smtp down")) == "retried"
