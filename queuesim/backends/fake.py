@@ -320,7 +320,7 @@ def _install_fast_redis_call(server: Any) -> None:
 
     def call(op: bytes, *args: Any) -> Any:
         """``redis.call``: fakeredis' ``_run_command`` for a command called from a script on a Redis-type
-        server, in one function (it runs some thirty times per job)."""
+        server, in one function (it runs some twenty-five times per job)."""
         sock = current[0]
         known = commands.get(op, False)
         if known is False:
