@@ -115,14 +115,22 @@ class _JobRecord:
 class _Running:
     """Running totals of the streaming mode: the state counts and their time integrals from ``warmup_ms`` on,
     and the completions and attempt ends counted there (those of the current ms apart, since a window
-    ``[warmup, now)`` leaves out what happens at ``now`` itself)."""
+    ``[warmup, now)`` leaves out what happens at ``now`` itself).
+
+    The time integral of a state's count (its *area*: the job-milliseconds spent in that state) is the sum,
+    over the jobs, of the time each spent there. So each state keeps ``entered``: the times jobs entered it
+    minus the times they left it, each time taken no earlier than the warm-up. At any time ``T`` the area is then
+    ``T * count - entered``: a job that left contributes ``left - entered``, one still there ``T - entered``, and
+    one that came and went before the warm-up nothing. A change costs two additions, whatever the number of
+    states.
+    """
 
     TRACKED = ("waiting", "prioritized", "delayed", "active")
 
     def __init__(self, warmup_ms: int) -> None:
         self.warmup = warmup_ms
         self.count = dict.fromkeys(self.TRACKED, 0)
-        self.area = dict.fromkeys(self.TRACKED, 0)
+        self.entered = dict.fromkeys(self.TRACKED, 0)
         self.last_t = 0
         self.rows = 0
         self.done = 0
@@ -132,18 +140,15 @@ class _Running:
 
     def change(self, t: int, frm: str, to: str, reason: str | None) -> None:
         if t > self.last_t:
-            start = self.last_t if self.last_t > self.warmup else self.warmup
-            if t > start:
-                width = t - start
-                for state, n in self.count.items():
-                    if n:
-                        self.area[state] += n * width
             self.last_t = t
+        since = t if t > self.warmup else self.warmup
         count = self.count
         if frm in count:
             count[frm] -= 1
+            self.entered[frm] -= since
         if to in count:
             count[to] += 1
+            self.entered[to] += since
         self.rows += 1
         if t >= self.warmup:
             done = to == "completed"
@@ -162,11 +167,8 @@ class _Running:
         if self.rows == 0 or duration <= 0:
             nan = dict.fromkeys(("mean_in_system", "mean_queued", "mean_delayed", "mean_busy"), math.nan)
             return nan, 0, 0
-        area = dict(self.area)
-        start = self.last_t if self.last_t > self.warmup else self.warmup
-        if end_ms > start:
-            for state, n in self.count.items():
-                area[state] += n * (end_ms - start)
+        until = end_ms if end_ms > self.last_t else self.last_t
+        area = {state: until * n - self.entered[state] for state, n in self.count.items()}
         ms, d, e = self.at_ms
         done, ends = (self.done - d, self.ends - e) if ms >= end_ms else (self.done, self.ends)
         queued = area["waiting"] + area["prioritized"]
