@@ -17,9 +17,8 @@ c. **Live on a real Redis** (a private ``redis-server`` on a free port) — no-o
    ``npm`` is available, Node BullMQ (``node_bullmq_bench.js``).
 d. **Scaling on the memory backend** — 10k / 100k / 1M jobs with streaming statistics, each run in a fresh
    process, ``--runs`` times per size, the sizes alternating: median wall and CPU time (they should grow
-   linearly) and peak RSS. The
-   share of time the hypervisor took from the machine (steal) is printed next to each size: wall time holds it,
-   CPU time does not.
+   linearly) and peak RSS. The share of time the hypervisor took from the machine (steal) is printed next to
+   each size: wall time holds it, CPU time does not.
 
 Usage::
 
@@ -77,6 +76,14 @@ def steal_ticks() -> int | None:
         return None
 
 
+def steal_share(before: int | None, after: int | None, wall_s: float) -> float | None:
+    """The share of the cores' time the hypervisor took over ``wall_s`` seconds, from two :func:`steal_ticks`
+    readings (None when either is missing)."""
+    if before is None or after is None:
+        return None
+    return (after - before) / os.sysconf("SC_CLK_TCK") / (wall_s * (os.cpu_count() or 1))
+
+
 def bench_simulation(backend: str, seed: int, record: str, max_len_events: int | None = None) -> Any:
     """The M/M/4 benchmark scenario, set up and not run yet (``max_len_events``: the events stream's cap, the
     simulation's default when None)."""
@@ -111,8 +118,7 @@ def child_sim(backend: str, jobs: int, seed: int, record: str) -> dict[str, Any]
     wall = time.perf_counter() - start
     cpu = time.process_time() - cpu_start
     steal_after = steal_ticks()
-    steal = (None if steal_before is None or steal_after is None
-             else (steal_after - steal_before) / os.sysconf("SC_CLK_TCK") / (wall * (os.cpu_count() or 1)))
+    steal = steal_share(steal_before, steal_after, wall)
     summary = sim.summary()
     return {"jobs": int(summary["completed"]), "wall_s": wall, "cpu_s": cpu, "steal": steal,
             "mean_wait_s": summary["mean_wait_ms"] / 1000,
@@ -328,8 +334,8 @@ def main() -> None:
             steal_before, start = steal_ticks(), time.perf_counter()
             section(args, results)
             steal_after, wall = steal_ticks(), time.perf_counter() - start
-            if steal_before is not None and steal_after is not None:
-                share = (steal_after - steal_before) / os.sysconf("SC_CLK_TCK") / (wall * (os.cpu_count() or 1))
+            share = steal_share(steal_before, steal_after, wall)
+            if share is not None:
                 results[f"steal_{key}"] = share
                 print(f"  (the hypervisor took {100 * share:.1f} % of the cores' time during this section)")
     (BENCH / "results.json").write_text(json.dumps(results, indent=2))
