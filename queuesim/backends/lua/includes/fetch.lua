@@ -10,25 +10,19 @@
 -- ``fields`` is brought up to date in place: a field keeps its place and a new one goes at the end, in the order
 -- a Redis hash keeps them.
 local function startAttempt(jobKey, fields, now, workerName)
-  local named = workerName and workerName ~= ""
-  local values = {processedOn = string.format("%d", now), ats = "1"}
-  if named then values.pb = workerName end
-  local at = {}
+  local at, started = {}, 0
   for i = 1, #fields, 2 do
     local f = fields[i]
-    if values[f] then
-      at[f] = i + 1
-      if f == "ats" then
-        local started = tonumber(fields[i + 1])
-        if not started or started ~= math.floor(started) then error("ERR hash value is not an integer") end
-        values.ats = string.format("%d", started + 1)
-      end
+    if f == "processedOn" or f == "pb" or f == "ats" then at[f] = i + 1 end
+    if f == "ats" then
+      started = tonumber(fields[i + 1])
+      if not started or started ~= math.floor(started) then error("ERR hash value is not an integer") end
     end
   end
-  local args = {"processedOn", values.processedOn}
-  if named then args[3] = "pb"; args[4] = workerName end
+  local args = {"processedOn", string.format("%d", now)}
+  if workerName and workerName ~= "" then args[3] = "pb"; args[4] = workerName end
   args[#args + 1] = "ats"
-  args[#args + 1] = values.ats
+  args[#args + 1] = string.format("%d", started + 1)
   redis.call("HSET", jobKey, unpack(args))
   for i = 1, #args, 2 do
     local f = args[i]
