@@ -390,14 +390,15 @@ class Recorder:
                 rec.active_since = t
                 self._row(t, queue, job_id, rec, rec.atm + 1, "active", worker, None)
             elif name == "completed":
-                self._pop_exit(key)
                 processing = t - rec.active_since if rec.active_since is not None else 0
                 self._leave_active(rec, t)
                 rec.atm += 1
                 self._row(t, queue, job_id, rec, rec.atm, "completed", rec.worker, None)
                 self._finish(queue, rec, t, "completed", processing)
                 if self.streaming:
-                    self._fold(queue, job_id)
+                    self._fold(queue, job_id)  # (which drops any note left about the job)
+                else:
+                    self._pop_exit(key)
             elif name == "failed":
                 self._pop_exit(key)
                 processing = t - rec.active_since if rec.active_since is not None else 0

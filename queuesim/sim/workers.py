@@ -135,7 +135,8 @@ class SimWorker:
         self.id = worker_id
         self.engine = Worker(squeue.queue, worker_id=worker_id, rng=sim.streams.worker(worker_id),
                              concurrency=concurrency, **options)
-        self.engine.on("active", self._on_active)
+        if not sim.recorder.streaming:  # (streaming statistics do not keep which worker ran a job)
+            self.engine.on("active", self._on_active)
         self.engine.on("failed", self._on_failed)
         #: ``running``, ``closing`` (graceful stop), ``closed`` or ``crashed``
         self.state = "running"
@@ -271,7 +272,8 @@ class SimWorker:
         try:
             if outcome.error is None:
                 nxt = self.engine.complete(job, outcome.value, fetch_next=fetch_next)
-                rec.note_exit(squeue.name, job.id, "completed", None)
+                if not rec.streaming:  # (the note only names the attempt's end in the event log)
+                    rec.note_exit(squeue.name, job.id, "completed", None)
                 looked = fetch_next
             else:
                 result = self.engine.fail(job, outcome.error, fetch_next=fetch_next)
