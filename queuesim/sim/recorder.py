@@ -250,9 +250,8 @@ class Recorder:
             self._folded[queue] = _Folded()
 
     def note_added(self, queue: str, job_id: str, priority: int) -> None:
-        """A producer added this job with this priority (the stream does not carry the priority)."""
-        if priority:
-            self._priority[(queue, job_id)] = priority
+        """A producer added this job with this priority, above 0 (the stream does not carry the priority)."""
+        self._priority[(queue, job_id)] = priority
 
     def note_active(self, queue: str, job_id: str, worker: str) -> None:
         """``worker`` moved this job to active (the next ``active`` event of the job is its)."""
@@ -371,7 +370,9 @@ class Recorder:
             key = (queue, job_id)
             rec = jobs.get(key)
             if name == "added":
-                rec = jobs[key] = _JobRecord(_field(fields, "name") or "", t, self._priority.pop(key, 0))
+                # the engine writes the name right after the job id; other writers may put it elsewhere
+                job_name = fields[5] if len(fields) > 5 and fields[4] == "name" else _field(fields, "name") or ""
+                rec = jobs[key] = _JobRecord(job_name, t, self._priority.pop(key, 0))
                 self.added_events[queue] += 1
                 continue
             if rec is None:  # a job this recorder never saw added (e.g. added before it started watching)
@@ -391,7 +392,8 @@ class Recorder:
                 self._row(t, queue, job_id, rec, rec.atm + 1, "active", worker, None)
             elif name == "completed":
                 processing = t - rec.active_since if rec.active_since is not None else 0
-                self._leave_active(rec, t)
+                rec.busy += processing  # (what _leave_active does, with the difference at hand)
+                rec.active_since = None
                 rec.atm += 1
                 self._row(t, queue, job_id, rec, rec.atm, "completed", rec.worker, None)
                 self._finish(queue, rec, t, "completed", processing)
@@ -402,7 +404,8 @@ class Recorder:
             elif name == "failed":
                 self._pop_exit(key)
                 processing = t - rec.active_since if rec.active_since is not None else 0
-                self._leave_active(rec, t)
+                rec.busy += processing  # (what _leave_active does, with the difference at hand)
+                rec.active_since = None
                 rec.atm += 1
                 self._row(t, queue, job_id, rec, rec.atm, "failed", rec.worker, _field(fields, "failedReason"))
                 self._finish(queue, rec, t, "failed", processing)
@@ -433,7 +436,7 @@ class Recorder:
                     self._row(t, queue, job_id, rec, rec.atm, "delayed", None,
                               "added" if rec.state == "" else "delay changed")
             elif name == "waiting":
-                prev = _field(fields, "prev")
+                prev = _field(fields, "prev") if len(fields) > 4 else None  # (an add's has no other field)
                 if prev is None:
                     self._row(t, queue, job_id, rec, rec.atm, self._ready(rec), None, "added")
                 elif prev == "delayed":
