@@ -172,18 +172,16 @@ class SimQueue:
             delayed = any(job.opts.delay for job in jobs)  # its own delay or one from the queue's defaults
         self.arrivals += count
         priority = spec.effective_priority
-        recorder = sim.recorder
+        if priority:
+            for job_id in ids:
+                sim.recorder.note_added(self.name, job_id, priority)
         if isinstance(spec, JobType):
             service, failure = self.draws(spec)
             fails = spec.failures is not None
             for job_id in ids:
-                recorder.note_added(self.name, job_id, priority)
                 ms = service()
                 u = failure() if fails else None
                 self.first_attempts[job_id] = FirstAttempt(int(ms + 0.5) if ms > 0 else 0, u)
-        else:
-            for job_id in ids:
-                recorder.note_added(self.name, job_id, priority)
         sim._after_call()
         if delayed:
             self.dispatch.delayed_added()

@@ -213,7 +213,8 @@ class SimWorker:
         dispatch = self.squeue.dispatch
         me = self.env.active_process
         while True:
-            yield from self._gate()
+            if self._thaw is not None:
+                yield from self._gate()
             if self.state != "running":
                 return None
             if not skip_fetch:
@@ -262,7 +263,8 @@ class SimWorker:
                                  squeue.draws(spec) if isinstance(spec, JobType) else None)
             outcome = yield from run_attempt(ctx, spec, job, first)
         self.busy_ms += int(self.env.now) - start
-        yield from self._gate()
+        if self._thaw is not None:  # (a frozen worker reports when it thaws)
+            yield from self._gate()
         if self.state == "crashed":
             return None, False
         fetch_next = self.state == "running" and int(self.env.now) >= self.engine.rate_limited_until
