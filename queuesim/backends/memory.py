@@ -1100,11 +1100,13 @@ class MemoryBackend:
                 scheduler_id: str | None = None, waiting_children: bool = False) -> AddResult:
         """Add one job. ``waiting_children``: a flow parent whose children are added next (it waits for them in
         ``waiting-children`` instead of becoming ready)."""
-        opts, parent_key, parent_ref = self._parent_args(opts)
+        parent_key = parent_ref = ""
+        if opts.parent is not None:
+            opts, parent_key, parent_ref = self._parent_args(opts)
         with self._lock:
-            raw = self._add(self._q(queue), self.clock.now_ms(), name, data, opts, timestamp, scheduler_id,
-                            waiting_children, parent_key, parent_ref)
-        return self._add_result(raw, opts)
+            raw = self._add(self._queues.get(queue) or self._q(queue), self.clock.now_ms(), name, data, opts,
+                            timestamp, scheduler_id, waiting_children, parent_key, parent_ref)
+        return raw if type(raw) is AddResult else self._add_result(raw, opts)
 
     def add_jobs(self, queue: str, jobs: list[tuple[str, str, JobOptions, int]]) -> list[AddResult]:
         """Add many jobs (each add atomic, as in a pipeline of scripts)."""
@@ -1363,7 +1365,7 @@ class MemoryBackend:
                          stacktrace: str | None, max_attempts: int, keep: KeepJobs | None,
                          fetch_next: FetchArgs | None) -> FetchResult | None:
         with self._lock:
-            q = self._q(queue)
+            q = self._queues.get(queue) or self._q(queue)  # (the queue exists but for the first call)
             now = self.clock.now_ms()
             if completed and (q.dependencies or q.unsuccessful) and q.jobs.get(job_id):
                 # a flow parent completes only when every child is done and none failed it
