@@ -338,7 +338,7 @@ class Simulation:
             t_ms = int(t + 0.5)
             if (until_ms is not None and t_ms >= until_ms) or not self._arrivals_open:
                 return
-            now = self.now_ms
+            now = self.clock.now_ms()
             if t_ms > now:
                 yield self.env.timeout(t_ms - now)
                 if not self._arrivals_open:

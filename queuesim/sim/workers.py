@@ -242,7 +242,8 @@ class SimWorker:
             raise OptionError("job", f"queue {squeue.name!r} has a job named {job.name!r} but no job type for it; "
                                      f"add jobs through sim.add_arrivals or sim.add_backlog (known: "
                                      f"{sorted(squeue.specs)})")
-        start = int(self.env.now)
+        now_ms = sim.clock.now_ms
+        start = now_ms()
         first = squeue.first_attempts.pop(job.id, None)
         if (first is not None and first.u is None and type(spec) is JobType and spec.dependency is None
                 and job.opts.timeout is None):
@@ -262,12 +263,12 @@ class SimWorker:
                                  sim.dependency_calls, record_step,
                                  squeue.draws(spec) if isinstance(spec, JobType) else None)
             outcome = yield from run_attempt(ctx, spec, job, first)
-        self.busy_ms += int(self.env.now) - start
+        self.busy_ms += now_ms() - start
         if self._thaw is not None:  # (a frozen worker reports when it thaws)
             yield from self._gate()
         if self.state == "crashed":
             return None, False
-        fetch_next = self.state == "running" and int(self.env.now) >= self.engine.rate_limited_until
+        fetch_next = self.state == "running" and now_ms() >= self.engine.rate_limited_until
         nxt: Job | None = None
         looked = False
         rec = sim.recorder
