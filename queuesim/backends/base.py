@@ -29,9 +29,10 @@ class AddResult:
     outcome: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FetchArgs:
-    """What a worker passes when it asks for a job."""
+    """What a worker passes when it asks for a job (one per fetch: not frozen, since a frozen dataclass costs
+    four ``object.__setattr__`` calls to build, and the backends only read it)."""
 
     token: str
     lock_duration: int
