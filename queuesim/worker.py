@@ -112,6 +112,9 @@ class Worker:
         self._processors: ThreadPoolExecutor | None = None
         self._hot: AsyncTransitions | None = None
         self._wake: asyncio.Event | None = None
+        #: the live runner's fetches and job chains under way: pause() waits for them too, since a fetch that
+        #: passed the pause check may still take a job
+        self._in_flight = 0
 
     # --- local events ------------------------------------------------------------------------------------
 
@@ -376,7 +379,7 @@ class Worker:
         import time as _time
 
         deadline = None if timeout_s is None else _time.monotonic() + timeout_s
-        while self.active and (deadline is None or _time.monotonic() < deadline):
+        while (self.active or self._in_flight) and (deadline is None or _time.monotonic() < deadline):
             _time.sleep(0.005)
 
     def resume(self) -> None:
@@ -532,15 +535,23 @@ class Worker:
             await asyncio.sleep(min(0.05, until - loop.time()))
 
     async def _fetch_async(self) -> Job | None:
-        if self.clock.now_ms() < self.rate_limited_until or not self._resumed.is_set():
-            return None
-        args = self._fetch_args()
-        assert self._hot is not None
-        return self._accept(await self._hot.move_to_active(self.name, args), args.token)
+        self._in_flight += 1  # (before the pause check: a pause() from now on waits for this fetch)
+        try:
+            if self.clock.now_ms() < self.rate_limited_until or not self._resumed.is_set():
+                return None
+            args = self._fetch_args()
+            assert self._hot is not None
+            return self._accept(await self._hot.move_to_active(self.name, args), args.token)
+        finally:
+            self._in_flight -= 1
 
     async def _chain(self, job: Job | None) -> None:
-        while job is not None:
-            job = await self._run_one(job)
+        self._in_flight += 1  # (a finish takes its job out of "active" just before it puts the next one in)
+        try:
+            while job is not None:
+                job = await self._run_one(job)
+        finally:
+            self._in_flight -= 1
 
     async def _run_one(self, job: Job) -> Job | None:
         """Run one job and report its outcome; returns the next job when the report fetched one. A report the

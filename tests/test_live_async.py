@@ -4,6 +4,7 @@ connection for the fetches and finishes (``queuesim.backends.pipelined``)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from conftest import wait_until
 
 import queuesim
 from queuesim import Job, Queue, UnrecoverableError, Worker
+from queuesim.backends.base import FetchArgs
 from queuesim.backends.pipelined import PipelinedConnection, connection_settings
 from queuesim.backends.redis_backend import PipelinedTransitions, RedisBackend
 from queuesim.backends.scripts import resp_command
@@ -390,6 +392,50 @@ def test_a_paused_async_worker_takes_no_jobs_until_resumed(queue: Queue) -> None
         worker.resume()
         assert wait_until(lambda: ran == [job.id])
     finally:
+        worker.close()
+
+
+def test_pause_waits_for_a_fetch_already_under_way(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fetch that passed the pause check just before pause() may still take a job: pause() waits for it and
+    for the job it took, so that no job starts after pause() returns (BullMQ's pause waits for the jobs under
+    way too)."""
+    ran: list[str] = []
+
+    async def process(job: Job) -> None:
+        ran.append(job.id)
+
+    worker = Worker(queue, process, concurrency=1, drain_delay_s=0.2)
+    under_way, go_on = threading.Event(), threading.Event()
+    fetch_args = worker._fetch_args
+
+    def held_first(*args: Any) -> FetchArgs:
+        # the first fetch has passed the pause check; it is held here, before it reaches the store
+        if not under_way.is_set():
+            under_way.set()
+            go_on.wait(5)
+        return fetch_args(*args)
+
+    monkeypatch.setattr(worker, "_fetch_args", held_first)
+    worker.start()
+    try:
+        assert under_way.wait(5)
+        pausing = threading.Thread(target=worker.pause)
+        pausing.start()
+        pausing.join(0.3)
+        assert pausing.is_alive()  # waiting for the fetch under way
+        first = queue.add("j", {})
+        go_on.set()
+        pausing.join(5)
+        assert not pausing.is_alive()
+        assert ran == [first.id]  # the held fetch took the job, which ran before pause() returned
+        second = queue.add("j", {})
+        time.sleep(0.4)
+        assert ran == [first.id]
+        assert str(queue.get_job_state(second.id)) == "waiting"
+        worker.resume()
+        assert wait_until(lambda: ran == [first.id, second.id])
+    finally:
+        go_on.set()
         worker.close()
 
 
