@@ -367,8 +367,9 @@ class Worker:
         not affected). Jobs it already holds may still be completed or failed.
 
         A live worker (:meth:`start`) also waits here until its running jobs have finished, unless
-        ``do_not_wait_active``; ``timeout_s`` bounds that wait. In the step API the caller holds the jobs, so
-        nothing is waited for.
+        ``do_not_wait_active``; ``timeout_s`` bounds that wait. A fetch already on its way to the store when
+        pause() is called counts as running: the job it takes runs, and pause() returns after it. In the step
+        API the caller holds the jobs, so nothing is waited for.
         """
         if not self._resumed.is_set():
             return
