@@ -341,10 +341,15 @@ class Recorder:
         folded.stalls.append(rec.stalls)
 
     @staticmethod
-    def _leave_active(rec: _JobRecord, t: int) -> None:
-        if rec.active_since is not None:
-            rec.busy += t - rec.active_since
-            rec.active_since = None
+    def _leave_active(rec: _JobRecord, t: int) -> int:
+        """The job leaves active at ``t``: its busy time grows by this attempt's; returns that time (0 when it
+        was not active)."""
+        if rec.active_since is None:
+            return 0
+        spent = t - rec.active_since
+        rec.busy += spent
+        rec.active_since = None
+        return spent
 
     def _ready(self, rec: _JobRecord) -> str:
         return "prioritized" if rec.priority > 0 else "waiting"
@@ -391,9 +396,7 @@ class Recorder:
                 rec.active_since = t
                 self._row(t, queue, job_id, rec, rec.atm + 1, "active", worker, None)
             elif name == "completed":
-                processing = t - rec.active_since if rec.active_since is not None else 0
-                rec.busy += processing  # (what _leave_active does, with the difference at hand)
-                rec.active_since = None
+                processing = self._leave_active(rec, t)
                 rec.atm += 1
                 self._row(t, queue, job_id, rec, rec.atm, "completed", rec.worker, None)
                 self._finish(queue, rec, t, "completed", processing)
@@ -403,9 +406,7 @@ class Recorder:
                     self._pop_exit(key)
             elif name == "failed":
                 self._pop_exit(key)
-                processing = t - rec.active_since if rec.active_since is not None else 0
-                rec.busy += processing  # (what _leave_active does, with the difference at hand)
-                rec.active_since = None
+                processing = self._leave_active(rec, t)
                 rec.atm += 1
                 self._row(t, queue, job_id, rec, rec.atm, "failed", rec.worker, _field(fields, "failedReason"))
                 self._finish(queue, rec, t, "failed", processing)
